@@ -1,0 +1,31 @@
+# stfusion: `make demo` runs the main job on the built-in sample, `make test` runs the tests.
+# Both install whatever is missing first (apt QGIS packages, .venv, the plugin profile).
+SHELL := /bin/bash
+PY := .venv/bin/python
+
+.PHONY: setup demo test weights benchmarks zip clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	@source scripts/env.sh && $(PY) -m pytest
+
+weights: setup
+	@source scripts/env.sh && $(PY) scripts/train_default_weights.py
+
+benchmarks: setup
+	@source scripts/env.sh && $(PY) benchmarks/run_all.py
+
+zip:
+	@mkdir -p build && rm -f build/stfusion.zip
+	@git archive --format=zip --prefix=stfusion/ -o build/stfusion.zip HEAD \
+	  metadata.txt __init__.py plugin.py tasks.py algorithms core processing_provider \
+	  model_weights resources README.md LICENSE
+	@echo "build/stfusion.zip: install it with Plugins > Manage and Install Plugins > Install from ZIP"
+
+clean:
+	rm -rf build demo_output .pytest_cache

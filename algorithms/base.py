@@ -1,0 +1,174 @@
+"""The small base class under every stfusion algorithm, and the helpers they share.
+
+Subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``HELP`` and implement
+``initAlgorithm`` and ``run``; the base translates the numerics' errors (bad raster,
+missing torch, cancel) into ``QgsProcessingException``s that name the parameter and the fix.
+Heavy modules (torch and the models) are imported inside ``run`` only, so the provider
+loads and lists its algorithms on a QGIS without torch.
+"""
+import os
+from typing import Callable, Dict, Optional, Tuple
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+                       QgsProcessingLayerPostProcessorInterface,
+                       QgsMultiBandColorRenderer, QgsContrastEnhancement, QgsRasterLayer)
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+from ..core import raster
+from ..core.tiling import Canceled
+from ..core.torch_check import TorchMissing, require_torch
+
+ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+RESAMPLE_HINT = ("Bring the coarse image onto the fine grid first with "
+                 "'stfusion:resample_modis' (REFERENCE = the fine image).")
+
+
+class StfusionAlgorithm(QgsProcessingAlgorithm):
+    NAME = ""
+    DISPLAY_NAME = ""
+    GROUP = ""
+    HELP = ""
+
+    def name(self):
+        return self.NAME
+
+    def displayName(self):
+        return self.tr(self.DISPLAY_NAME)
+
+    def group(self):
+        return self.tr(self.GROUP)
+
+    def groupId(self):
+        return self.GROUP.lower().replace(" ", "_")
+
+    def shortHelpString(self):
+        return self.tr(self.HELP)
+
+    def icon(self):
+        return QIcon(ICON_PATH)
+
+    def createInstance(self):
+        return type(self)()
+
+    def tr(self, text):
+        return QCoreApplication.translate("stfusion", text)
+
+    def processAlgorithm(self, parameters, context, feedback):
+        try:
+            return self.run(parameters, context, feedback)
+        except Canceled:
+            raise QgsProcessingException("Canceled by the user; no output was written.")
+        except TorchMissing as exc:
+            raise QgsProcessingException(str(exc))
+        except raster.RasterError as exc:
+            raise QgsProcessingException(str(exc))
+
+    def run(self, parameters, context, feedback) -> Dict:
+        raise NotImplementedError
+
+    # -- shared helpers -------------------------------------------------------------
+    def require_torch(self):
+        """Import torch or fail with installation advice (raises TorchMissing)."""
+        return require_torch()
+
+    def raster_source(self, parameters, name: str, context, required: bool = True
+                      ) -> Optional[str]:
+        """File path of a raster layer parameter, readable by GDAL, or a clear error."""
+        layer = self.parameterAsRasterLayer(parameters, name, context)
+        if layer is None:
+            if required:
+                raise QgsProcessingException(
+                    f"Parameter {name}: no raster layer given; choose a raster layer or file.")
+            return None
+        path = layer.source()
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"Parameter {name}: layer '{layer.name()}' is not a GDAL raster "
+                f"(provider '{layer.providerType()}'); save it as a GeoTIFF first.")
+        try:
+            raster.raster_info(path)
+        except raster.RasterError as exc:
+            raise QgsProcessingException(f"Parameter {name}: {exc}")
+        return path
+
+    def check_same_grid(self, reference: Tuple[str, str], others: Dict[str, str],
+                        hint: str = RESAMPLE_HINT) -> None:
+        """Fail unless every raster in ``others`` (name -> path) is on the reference grid."""
+        reference_name, reference_path = reference
+        grid = raster.raster_info(reference_path).grid
+        for name, path in others.items():
+            if path is None:
+                continue
+            problem = grid.mismatch(raster.raster_info(path).grid)
+            if problem:
+                raise QgsProcessingException(
+                    f"Parameter {name} is not on the grid of {reference_name}: {problem}. "
+                    + hint)
+
+    def check_band_counts(self, paths: Dict[str, str], expected: int, what: str) -> None:
+        for name, path in paths.items():
+            if path is None:
+                continue
+            count = raster.raster_info(path).band_count
+            if count != expected:
+                raise QgsProcessingException(
+                    f"Parameter {name} has {count} bands but {what} has {expected}; "
+                    "give images with the same bands in the same order.")
+
+
+def feedback_callbacks(feedback) -> Tuple[Callable[[float], None], Callable[[], bool]]:
+    """(progress, is_canceled) callables for the core numerics, from a Processing feedback."""
+    def progress(fraction: float) -> None:
+        feedback.setProgress(100.0 * fraction)
+
+    return progress, feedback.isCanceled
+
+
+class RgbRendering(QgsProcessingLayerPostProcessorInterface):
+    """Shows a loaded multi-band reflectance raster as natural colour (or false colour)."""
+
+    _keep_alive = []
+
+    def __init__(self, band_names):
+        super().__init__()
+        self.band_names = [name.lower() for name in band_names]
+
+    @classmethod
+    def attach(cls, context, output_path: str, band_names) -> None:
+        if not context.willLoadLayerOnCompletion(output_path):
+            return
+        processor = cls(band_names)
+        cls._keep_alive.append(processor)
+        context.layerToLoadOnCompletionDetails(output_path).setPostProcessor(processor)
+
+    def postProcessLayer(self, layer, context, feedback):
+        if isinstance(layer, QgsRasterLayer) and layer.bandCount() >= 3:
+            apply_rgb_renderer(layer, self.band_names)
+
+
+def rgb_bands(band_names) -> Tuple[int, int, int]:
+    """1-based (red, green, blue) band numbers: natural colour when the bands are named."""
+    names = [name.lower() for name in band_names]
+    if all(n in names for n in ("red", "green", "blue")):
+        return tuple(names.index(n) + 1 for n in ("red", "green", "blue"))
+    if all(n in names for n in ("nir", "red", "green")):
+        return tuple(names.index(n) + 1 for n in ("nir", "red", "green"))
+    return 3, 2, 1
+
+
+def apply_rgb_renderer(layer: QgsRasterLayer, band_names) -> None:
+    red, green, blue = rgb_bands(band_names)
+    renderer = QgsMultiBandColorRenderer(layer.dataProvider(), red, green, blue)
+    for setter, band in ((renderer.setRedContrastEnhancement, red),
+                         (renderer.setGreenContrastEnhancement, green),
+                         (renderer.setBlueContrastEnhancement, blue)):
+        enhancement = QgsContrastEnhancement(layer.dataProvider().dataType(band))
+        enhancement.setContrastEnhancementAlgorithm(
+            QgsContrastEnhancement.StretchToMinimumMaximum, True)
+        stats = layer.dataProvider().cumulativeCut(band, 0.02, 0.98, layer.extent(), 250000)
+        enhancement.setMinimumValue(stats[0])
+        enhancement.setMaximumValue(stats[1])
+        setter(enhancement)
+    layer.setRenderer(renderer)
+    layer.triggerRepaint()

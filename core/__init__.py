@@ -1,0 +1,1 @@
+"""QGIS-free numerics of stfusion: raster I/O, tiling, fusion models, metrics, reports."""

@@ -1,0 +1,248 @@
+"""GeoTIFF input/output on plain GDAL: reflectance arrays, grids and atomic writing.
+
+Arrays are float32 ``(bands, rows, cols)`` in physical units (GDAL scale and offset
+applied) with NaN where a band is nodata. Inputs are only ever opened read-only.
+"""
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+from osgeo import gdal, osr
+
+gdal.UseExceptions()
+
+GTIFF_OPTIONS = ["TILED=YES", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER", "NUM_THREADS=2"]
+
+
+class RasterError(ValueError):
+    """An input raster that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class Grid:
+    width: int
+    height: int
+    geotransform: Tuple[float, ...]
+    crs_wkt: str
+
+    @property
+    def pixel_size(self) -> Tuple[float, float]:
+        gt = self.geotransform
+        return math.hypot(gt[1], gt[4]), math.hypot(gt[2], gt[5])
+
+    def mismatch(self, other: "Grid", tolerance: float = 1e-3) -> Optional[str]:
+        """Return why ``other`` is not the same grid as this one, or None when it is."""
+        if (self.width, self.height) != (other.width, other.height):
+            return (f"size {other.width}x{other.height} differs from "
+                    f"{self.width}x{self.height}")
+        pixel = min(self.pixel_size)
+        for a, b in zip(self.geotransform, other.geotransform):
+            if abs(a - b) > tolerance * pixel:
+                return (f"geotransform {tuple(round(v, 6) for v in other.geotransform)} "
+                        f"differs from {tuple(round(v, 6) for v in self.geotransform)}")
+        if not same_crs(self.crs_wkt, other.crs_wkt):
+            return "coordinate reference system differs"
+        return None
+
+
+def same_crs(wkt_a: str, wkt_b: str) -> bool:
+    if not wkt_a or not wkt_b:
+        return not wkt_a and not wkt_b
+    a, b = osr.SpatialReference(), osr.SpatialReference()
+    a.ImportFromWkt(wkt_a)
+    b.ImportFromWkt(wkt_b)
+    return bool(a.IsSame(b))
+
+
+@dataclass(frozen=True)
+class RasterInfo:
+    path: str
+    grid: Grid
+    band_count: int
+    gdal_type: int
+    nodata: Tuple[Optional[float], ...]
+    scale: Tuple[float, ...]
+    offset: Tuple[float, ...]
+    band_names: Tuple[str, ...]
+
+
+def open_dataset(path: str) -> gdal.Dataset:
+    try:
+        ds = gdal.Open(str(path), gdal.GA_ReadOnly)
+    except RuntimeError as exc:
+        raise RasterError(f"cannot open raster '{path}': {exc}") from exc
+    if ds is None:
+        raise RasterError(f"cannot open raster '{path}'")
+    return ds
+
+
+def raster_info(path: str) -> RasterInfo:
+    ds = open_dataset(path)
+    bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
+    if not bands:
+        raise RasterError(f"raster '{path}' has no bands")
+    grid = Grid(ds.RasterXSize, ds.RasterYSize, tuple(ds.GetGeoTransform()),
+                ds.GetProjection() or "")
+    return RasterInfo(
+        path=str(path),
+        grid=grid,
+        band_count=len(bands),
+        gdal_type=bands[0].DataType,
+        nodata=tuple(b.GetNoDataValue() for b in bands),
+        scale=tuple(b.GetScale() or 1.0 for b in bands),
+        offset=tuple(b.GetOffset() or 0.0 for b in bands),
+        band_names=tuple(b.GetDescription() or f"band {i + 1}" for i, b in enumerate(bands)),
+    )
+
+
+def read_window(path: str, x0: int = 0, y0: int = 0, width: Optional[int] = None,
+                height: Optional[int] = None, bands: Optional[Sequence[int]] = None,
+                extra_nodata: Sequence[float] = ()) -> np.ndarray:
+    """Read a window as float32 physical values with NaN at nodata.
+
+    ``bands`` are 1-based band numbers (default: all). Windows reaching outside the raster
+    are filled with NaN, so halo reads at the image border need no special cases.
+    """
+    ds = open_dataset(path)
+    width = ds.RasterXSize - x0 if width is None else width
+    height = ds.RasterYSize - y0 if height is None else height
+    bands = list(bands) if bands else list(range(1, ds.RasterCount + 1))
+    out = np.full((len(bands), height, width), np.nan, dtype=np.float32)
+    rx0, ry0 = max(x0, 0), max(y0, 0)
+    rx1, ry1 = min(x0 + width, ds.RasterXSize), min(y0 + height, ds.RasterYSize)
+    if rx1 <= rx0 or ry1 <= ry0:
+        return out
+    for i, number in enumerate(bands):
+        band = ds.GetRasterBand(number)
+        raw = band.ReadAsArray(rx0, ry0, rx1 - rx0, ry1 - ry0)
+        invalid = ~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, bool)
+        for value in [band.GetNoDataValue(), *extra_nodata]:
+            if value is not None and np.isfinite(value):
+                invalid |= raw == value
+        values = raw.astype(np.float32) * np.float32(band.GetScale() or 1.0) \
+            + np.float32(band.GetOffset() or 0.0)
+        values[invalid] = np.nan
+        out[i, ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = values
+    return out
+
+
+def read_raster(path: str, bands: Optional[Sequence[int]] = None) -> np.ndarray:
+    """Read a whole raster (small rasters, tests, training); see ``read_window``."""
+    return read_window(path, bands=bands)
+
+
+def valid_mask(*images: np.ndarray) -> np.ndarray:
+    """Pixels where every band of every image is finite."""
+    mask = np.ones(images[0].shape[-2:], dtype=bool)
+    for image in images:
+        mask &= np.isfinite(image).all(axis=0)
+    return mask
+
+
+@dataclass(frozen=True)
+class OutputEncoding:
+    """How reflectance is stored on disk: data type, nodata, scale and offset."""
+    gdal_type: int = gdal.GDT_Float32
+    nodata: float = float("nan")
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @classmethod
+    def like(cls, info: RasterInfo) -> "OutputEncoding":
+        """The encoding of an input raster, with a nodata value even if it declared none."""
+        if info.gdal_type in (gdal.GDT_Float32, gdal.GDT_Float64):
+            nodata = info.nodata[0] if info.nodata[0] is not None else float("nan")
+            return cls(gdal.GDT_Float32, nodata, info.scale[0], info.offset[0])
+        nodata = info.nodata[0]
+        if nodata is None:
+            nodata = _integer_nodata(info.gdal_type)
+        return cls(info.gdal_type, float(nodata), info.scale[0], info.offset[0])
+
+    def encode(self, values: np.ndarray) -> np.ndarray:
+        stored = (values - np.float32(self.offset)) / np.float32(self.scale)
+        invalid = ~np.isfinite(stored)
+        if self.gdal_type in (gdal.GDT_Float32, gdal.GDT_Float64):
+            return np.where(invalid, np.float32(self.nodata), stored).astype(np.float32)
+        info = np.iinfo(_NUMPY_TYPES[self.gdal_type])
+        # keep valid pixels off the nodata value so they do not vanish when read back
+        low = info.min + 1 if self.nodata == info.min else info.min
+        high = info.max - 1 if self.nodata == info.max else info.max
+        stored = np.clip(np.rint(np.where(invalid, 0, stored)), low, high)
+        return np.where(invalid, self.nodata, stored).astype(_NUMPY_TYPES[self.gdal_type])
+
+
+_NUMPY_TYPES = {gdal.GDT_Byte: np.uint8, gdal.GDT_UInt16: np.uint16, gdal.GDT_Int16: np.int16,
+                gdal.GDT_UInt32: np.uint32, gdal.GDT_Int32: np.int32}
+
+
+def _integer_nodata(gdal_type: int) -> float:
+    info = np.iinfo(_NUMPY_TYPES.get(gdal_type, np.int32))
+    return float(info.min if info.min < 0 else info.max)
+
+
+class AtomicGeoTiff:
+    """A GeoTIFF written block by block into a temporary file, renamed into place on success.
+
+    Use as a context manager: leaving it with an exception (cancel included) deletes the
+    temporary file, so no partial output ever appears at ``path``.
+    """
+
+    def __init__(self, path: str, grid: Grid, band_count: int,
+                 encoding: OutputEncoding = OutputEncoding(),
+                 band_names: Sequence[str] = ()):
+        self.path = os.path.abspath(path)
+        self.encoding = encoding
+        directory = os.path.dirname(self.path)
+        os.makedirs(directory, exist_ok=True)
+        handle, self.temp_path = tempfile.mkstemp(
+            prefix="." + os.path.basename(self.path) + ".", suffix=".part.tif", dir=directory)
+        os.close(handle)
+        driver = gdal.GetDriverByName("GTiff")
+        self.ds = driver.Create(self.temp_path, grid.width, grid.height, band_count,
+                                encoding.gdal_type, GTIFF_OPTIONS)
+        self.ds.SetGeoTransform(grid.geotransform)
+        if grid.crs_wkt:
+            self.ds.SetProjection(grid.crs_wkt)
+        for i in range(band_count):
+            band = self.ds.GetRasterBand(i + 1)
+            band.SetNoDataValue(encoding.nodata)
+            if encoding.scale != 1.0 or encoding.offset != 0.0:
+                band.SetScale(encoding.scale)
+                band.SetOffset(encoding.offset)
+            if i < len(band_names):
+                band.SetDescription(band_names[i])
+
+    def write(self, values: np.ndarray, x0: int = 0, y0: int = 0) -> None:
+        """Write reflectance ``(bands, rows, cols)`` with NaN as nodata at (x0, y0)."""
+        stored = self.encoding.encode(values)
+        for i in range(stored.shape[0]):
+            self.ds.GetRasterBand(i + 1).WriteArray(stored[i], x0, y0)
+
+    def __enter__(self) -> "AtomicGeoTiff":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.ds.FlushCache()
+        self.ds = None
+        if exc_type is None:
+            os.replace(self.temp_path, self.path)
+            for sidecar in (".aux.xml",):
+                if os.path.exists(self.temp_path + sidecar):
+                    os.replace(self.temp_path + sidecar, self.path + sidecar)
+        else:
+            for leftover in (self.temp_path, self.temp_path + ".aux.xml"):
+                if os.path.exists(leftover):
+                    os.remove(leftover)
+
+
+def write_raster(path: str, values: np.ndarray, grid: Grid,
+                 encoding: OutputEncoding = OutputEncoding(),
+                 band_names: Sequence[str] = ()) -> str:
+    """Write a whole array at once (atomically)."""
+    with AtomicGeoTiff(path, grid, values.shape[0], encoding, band_names) as out:
+        out.write(values)
+    return path

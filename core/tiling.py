@@ -1,0 +1,90 @@
+"""Tiles with a halo, and a block-wise driver that streams rasters through a function.
+
+Memory stays bounded by the tile size whatever the raster size: each tile is read with
+``halo`` extra pixels on every side (NaN outside the raster), processed, cropped back to
+its core and written to an ``AtomicGeoTiff``.
+"""
+from dataclasses import dataclass
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+
+from . import raster
+
+DEFAULT_TILE = 512
+
+
+class Canceled(Exception):
+    """Raised when the user cancels a running job between tiles."""
+
+
+@dataclass(frozen=True)
+class Tile:
+    x0: int
+    y0: int
+    width: int
+    height: int
+    halo: int
+
+    @property
+    def read_window(self):
+        """(x0, y0, width, height) of the tile grown by the halo on every side."""
+        return (self.x0 - self.halo, self.y0 - self.halo,
+                self.width + 2 * self.halo, self.height + 2 * self.halo)
+
+    def crop(self, array: np.ndarray) -> np.ndarray:
+        """Cut the halo off an array computed over ``read_window``."""
+        h = self.halo
+        return array[..., h:h + self.height, h:h + self.width]
+
+
+def iter_tiles(width: int, height: int, tile_size: int = DEFAULT_TILE,
+               halo: int = 0) -> Iterator[Tile]:
+    for y0 in range(0, height, tile_size):
+        for x0 in range(0, width, tile_size):
+            yield Tile(x0, y0, min(tile_size, width - x0), min(tile_size, height - y0), halo)
+
+
+def tile_count(width: int, height: int, tile_size: int = DEFAULT_TILE) -> int:
+    return -(-width // tile_size) * -(-height // tile_size)
+
+
+def no_progress(_fraction: float) -> None:
+    pass
+
+
+def never_canceled() -> bool:
+    return False
+
+
+@dataclass
+class InputSpec:
+    """One input raster of a tiled job: its path and which 1-based bands to read."""
+    path: str
+    bands: Optional[Sequence[int]] = None
+
+
+def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGeoTiff,
+                  function: Callable[..., np.ndarray], halo: int = 0,
+                  tile_size: int = DEFAULT_TILE,
+                  progress: Callable[[float], None] = no_progress,
+                  is_canceled: Callable[[], bool] = never_canceled) -> None:
+    """Stream the inputs tile by tile through ``function`` into ``output``.
+
+    ``function(*arrays)`` receives one ``(bands, rows, cols)`` array per input (None for an
+    input given as None) covering the tile plus its halo and returns the result over the
+    same window; pixels invalid in any input become NaN in the output.
+    """
+    grid = output.ds.RasterXSize, output.ds.RasterYSize
+    total = tile_count(*grid, tile_size)
+    for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
+        if is_canceled():
+            raise Canceled()
+        arrays = [None if spec is None else
+                  raster.read_window(spec.path, *tile.read_window, bands=spec.bands)
+                  for spec in inputs]
+        result = function(*arrays)
+        present = [a for a in arrays if a is not None]
+        result = np.where(raster.valid_mask(*present), result, np.nan) if present else result
+        output.write(tile.crop(result).astype(np.float32), tile.x0, tile.y0)
+        progress((done + 1) / total)

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs whatever is missing for stfusion's demo and tests, then installs the plugin into a
+# private QGIS profile under build/. Safe to run again: each step checks before it acts.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SYSTEM_PYTHON=/usr/bin/python3
+log() { echo "[setup] $*"; }
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# 1. QGIS, GDAL and scikit-image (test-only) from the distribution
+if ! "$SYSTEM_PYTHON" -c "import qgis.core, osgeo.gdal, skimage" 2>/dev/null \
+   || ! { command -v qgis_process.bin || command -v qgis_process; } >/dev/null; then
+  log "installing QGIS, GDAL and scikit-image from apt"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-skimage >/dev/null
+fi
+QGIS_VERSION_INT=$("$SYSTEM_PYTHON" -c "from qgis.core import Qgis; print(Qgis.QGIS_VERSION_INT)" 2>/dev/null)
+PY_VERSION=$("$SYSTEM_PYTHON" -c "import sys; print('%d.%d' % sys.version_info[:2])")
+log "QGIS $QGIS_VERSION_INT, Python $PY_VERSION ($(. /etc/os-release; echo "$PRETTY_NAME"))"
+
+# 2. a venv over the system site packages (QGIS, GDAL and numpy come from the system:
+#    a second numpy in the venv would break osgeo.gdal_array, so numpy is pinned to it)
+if [ ! -x .venv/bin/python ] || [ "$(.venv/bin/python -c "import sys; print('%d.%d' % sys.version_info[:2])")" != "$PY_VERSION" ]; then
+  log "creating .venv"
+  rm -rf .venv
+  "$SYSTEM_PYTHON" -m venv --system-site-packages .venv
+fi
+mkdir -p build
+"$SYSTEM_PYTHON" -c "import numpy; print('numpy==' + numpy.__version__)" > build/constraints.txt
+if [ "$QGIS_VERSION_INT" -ge 33400 ]; then PYTEST_QGIS="pytest-qgis>=2.1,<6"; else PYTEST_QGIS="pytest-qgis==2.1.0"; fi
+TORCH="torch==2.13.0"
+if ! .venv/bin/python -c "import torch, pytest_qgis" 2>/dev/null; then
+  log "installing $TORCH and $PYTEST_QGIS into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c build/constraints.txt \
+    "$TORCH" "$PYTEST_QGIS"
+fi
+
+# 3. the plugin, linked into a private QGIS profile, enabled for qgis_process
+mkdir -p build/plugins build/qgis-profile
+ln -sfn "$ROOT" build/plugins/stfusion
+. scripts/env.sh
+if ! "$QGIS_PROCESS" plugins 2>/dev/null | grep -q "^\* *stfusion"; then
+  log "enabling the stfusion plugin in build/qgis-profile"
+  "$QGIS_PROCESS" plugins enable stfusion >/dev/null 2>&1 || true
+fi
+log "ready: $QGIS_PROCESS with the stfusion plugin"

@@ -1,0 +1,38 @@
+"""Shared fixtures: the package on sys.path as ``stfusion`` and the built-in sample scene."""
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PLUGINS = ROOT / "build" / "plugins"
+PLUGINS.mkdir(parents=True, exist_ok=True)
+if not (PLUGINS / "stfusion").exists():
+    os.symlink(ROOT, PLUGINS / "stfusion")
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_scene(tmp_path_factory):
+    """The built-in simulated scene (480 x 480 fine pixels), made once per test session."""
+    from stfusion.core.sample_scene import make_sample_scene
+    return make_sample_scene(str(tmp_path_factory.mktemp("sample_scene")), size=480)
+
+
+@pytest.fixture(scope="session")
+def small_scene(tmp_path_factory):
+    """A 160 x 160 version of the sample scene for quick tests."""
+    from stfusion.core.sample_scene import make_sample_scene
+    return make_sample_scene(str(tmp_path_factory.mktemp("small_scene")), size=160)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """../shared/data with the real Landsat/MODIS sets; tests using it skip without it."""
+    if not (SHARED_DATA / "README.md").exists():
+        pytest.skip("../shared/data is not present")
+    return SHARED_DATA
