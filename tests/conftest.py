@@ -36,3 +36,16 @@ def shared_data():
     if not (SHARED_DATA / "README.md").exists():
         pytest.skip("../shared/data is not present")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def stfusion_provider(qgis_app, qgis_processing):
+    """Processing initialised (pytest-qgis) with the stfusion provider registered once."""
+    from qgis.core import QgsApplication
+    from stfusion.processing_provider.provider import StfusionProvider
+    registry = QgsApplication.processingRegistry()
+    provider = registry.providerById("stfusion")
+    if provider is None:
+        provider = StfusionProvider()
+        registry.addProvider(provider)
+    return provider
