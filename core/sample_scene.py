@@ -110,11 +110,9 @@ def _layout(size: int, rng: np.random.Generator) -> dict:
     row_strip = np.searchsorted(row_edges, np.arange(size), side="right")
     # each strip of parcels has its own column edges, so borders do not line up
     col_index = np.empty((size, size), dtype=np.int32)
-    strip_count = len(row_edges) + 1
-    for strip in range(strip_count):
+    for top, bottom in zip(np.r_[0, row_edges], np.r_[row_edges, size]):
         edges = _random_edges(size, rng)
-        in_strip = row_strip == strip
-        col_index[in_strip] = np.searchsorted(edges, np.arange(size), side="right")[None, :]
+        col_index[top:bottom] = np.searchsorted(edges, np.arange(size), side="right")[None, :]
     parcel = row_strip[:, None].astype(np.int32) * 1000 + col_index
     parcel_ids, parcel = np.unique(parcel, return_inverse=True)
     parcel = parcel.reshape(size, size)

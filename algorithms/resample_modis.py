@@ -1,0 +1,199 @@
+"""stfusion:resample_modis — bring raw MODIS onto the Landsat grid (numerics in core.resample)."""
+import os
+
+from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputNumber,
+                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
+
+from ..core import raster
+from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks
+
+METHOD_OPTIONS = (
+    ("nearest", "Nearest neighbour (the paper's benchmark; keeps the coarse values)"),
+    ("bilinear", "Bilinear (the paper's eq. 1)"),
+    ("bicubic", "Bicubic (the paper's Table 1)"),
+    ("cubicspline", "Cubic spline"),
+    ("average", "Average"),
+    ("lanczos", "Lanczos"),
+)
+DEFAULT_METHOD = 2
+BAND_MAP_OPTIONS = (
+    ("mod09", "MOD09 bands 3,4,1,2,6,7 -> Landsat blue, green, red, NIR, SWIR1, SWIR2"),
+    ("same", "Same order (every band, as in the file)"),
+    ("custom", "Custom list (CUSTOM_BANDS)"),
+)
+OUTPUT_TYPE_OPTIONS = (
+    ("input", "Like the input (e.g. Int16 keeping scale 0.0001)"),
+    ("float32", "Float32 reflectance (scale applied, NaN as nodata)"),
+)
+
+HELP = """Reprojects a MODIS image, as downloaded (e.g. MOD09 500 m or 250 m in the sinusoidal \
+projection, int16 x 0.0001 with fill -28672), onto exactly the grid of a fine (Landsat) image \
+with GDAL's warper: step 1 of the fusion pipeline. The output has the reference's CRS, \
+geotransform and size, nodata where MODIS has none, the input's scale/offset and named bands, \
+and can be used directly as a coarse input of the fusion algorithms.
+
+<b>MODIS image (INPUT)</b>: any CRS, resolution and band count.
+<b>Reference fine image (REFERENCE)</b>: its grid (CRS, extent, pixel size, rows/columns) is \
+the target; only read.
+<b>Resampling method (METHOD)</b>: 0 nearest (the paper's benchmark), 1 bilinear (its eq. 1), \
+2 bicubic (its Table 1; default), 3 cubic spline, 4 average, 5 lanczos.
+<b>Band mapping (BAND_MAP)</b>: 0 = MOD09 file bands 3,4,1,2,6,7 as Landsat blue, green, red, \
+NIR, SWIR1, SWIR2 (default; needs a 7-band MOD09 stack); 1 = same order (every band of the \
+file); 2 = custom, from CUSTOM_BANDS.
+<b>Custom bands (CUSTOM_BANDS)</b>: comma-separated 1-based band numbers of the MODIS file in \
+output order, e.g. "3,4,1,2,6,7" (also accepts "mod09" or "same"). When filled in it is used \
+whatever BAND_MAP says, so scripts can give just CUSTOM_BANDS=1,2,3.
+<b>MODIS fill value (NODATA)</b>: input value treated as no data. Empty: the file's nodata \
+value, else the MODIS fill -28672.
+<b>Output data type (OUTPUT_TYPE)</b>: 0 = like the input (default; e.g. Int16 with scale \
+0.0001 and the input's nodata value), 1 = Float32 reflectance with NaN as nodata.
+<b>Co-register (COREGISTER)</b>: estimate the sub-pixel shift between MODIS and the fine \
+image by maximising their correlation (the fine image averaged over MODIS footprints with a \
+triangular point-spread function, searched up to +-1.5 MODIS pixels, coarse-to-fine with a \
+parabolic refinement) and correct the MODIS georeference before warping. Default off. The \
+reference bands are paired with the mapped MODIS bands in order (e.g. Landsat blue..SWIR2).
+<b>Output (OUTPUT)</b>: GeoTIFF on the reference grid; written to a temporary file and \
+renamed on success, so nothing partial is left on error or cancel.
+<b>SHIFT_X, SHIFT_Y</b> (outputs): the correction applied, in MODIS pixels along the MODIS \
+columns (x, positive = east) and rows (y, positive = south, the row direction); 0 without \
+co-registration. The corrected MODIS pixel (col, row) lies where the file put \
+(col + SHIFT_X, row + SHIFT_Y); a file whose georeference is off by (+0.3, -0.2) pixels gives \
+SHIFT_X = -0.3, SHIFT_Y = +0.2."""
+
+PARAMETER_NAMES = {"modis": "INPUT", "reference": "REFERENCE", "nodata": "NODATA",
+                   "method": "METHOD", "output_type": "OUTPUT_TYPE",
+                   "coregister": "COREGISTER", "overlap": "INPUT and REFERENCE"}
+
+
+class ResampleModis(StfusionAlgorithm):
+    NAME = "resample_modis"
+    DISPLAY_NAME = "Resample MODIS to the Landsat grid"
+    GROUP = "Preparation"
+    HELP = HELP
+
+    def initAlgorithm(self, config=None):
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "INPUT", self.tr("MODIS image (any CRS and resolution)")))
+        self.addParameter(QgsProcessingParameterRasterLayer(
+            "REFERENCE", self.tr("Reference fine image (target grid)")))
+        self.addParameter(QgsProcessingParameterEnum(
+            "METHOD", self.tr("Resampling method"),
+            options=[self.tr(label) for _key, label in METHOD_OPTIONS],
+            defaultValue=DEFAULT_METHOD))
+        self.addParameter(QgsProcessingParameterEnum(
+            "BAND_MAP", self.tr("Band mapping"),
+            options=[self.tr(label) for _key, label in BAND_MAP_OPTIONS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterString(
+            "CUSTOM_BANDS", self.tr("Custom bands (comma-separated 1-based MODIS band "
+                                    "numbers; overrides the band mapping when filled in)"),
+            defaultValue="", optional=True))
+        self.addParameter(QgsProcessingParameterNumber(
+            "NODATA", self.tr("MODIS fill value (empty: the file's, else -28672)"),
+            type=QgsProcessingParameterNumber.Double, optional=True))
+        self.addParameter(QgsProcessingParameterEnum(
+            "OUTPUT_TYPE", self.tr("Output data type"),
+            options=[self.tr(label) for _key, label in OUTPUT_TYPE_OPTIONS], defaultValue=0))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "COREGISTER", self.tr("Co-register MODIS to the fine image (sub-pixel shift "
+                                  "maximising the correlation)"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT", self.tr("MODIS on the fine grid")))
+        self.addOutput(QgsProcessingOutputNumber(
+            "SHIFT_X", self.tr("Applied shift x (MODIS pixels, positive = east)")))
+        self.addOutput(QgsProcessingOutputNumber(
+            "SHIFT_Y", self.tr("Applied shift y (MODIS pixels, positive = south)")))
+
+    @staticmethod
+    def unreadable_file(parameters, name) -> str:
+        """Why the file given as parameter ``name`` cannot be read ('' when it can, or when
+        the value is not a file path): GDAL's reason rather than Processing's 'not found'."""
+        value = parameters.get(name)
+        if not isinstance(value, str) or not os.path.isfile(value):
+            return ""
+        try:
+            raster.raster_info(value)
+        except raster.RasterError as exc:
+            reason = str(exc).rstrip(".")
+            return (f"Parameter {name}: {reason}. Choose a raster file GDAL can read "
+                    "(e.g. a GeoTIFF or an HDF subdataset).")
+        return ""
+
+    def checkParameterValues(self, parameters, context):
+        for name in ("INPUT", "REFERENCE"):
+            problem = self.unreadable_file(parameters, name)
+            if problem:
+                return False, problem
+        return super().checkParameterValues(parameters, context)
+
+    def raster_source(self, parameters, name, context, required=True):
+        problem = self.unreadable_file(parameters, name)
+        if problem:
+            raise QgsProcessingException(problem)
+        return super().raster_source(parameters, name, context, required)
+
+    def run(self, parameters, context, feedback, *run_arguments):
+        """The base class's hook; it shadows QgsProcessingAlgorithm.run(parameters, context,
+        feedback, configuration, catchExceptions), which processing.run() calls from Python,
+        so such calls are passed on to it (it then calls processAlgorithm -> this hook)."""
+        if run_arguments:
+            return QgsProcessingAlgorithm.run(self, parameters, context, feedback, *run_arguments)
+        return self.resample(parameters, context, feedback)
+
+    def resample(self, parameters, context, feedback):
+        from ..core import resample
+
+        modis_path = self.raster_source(parameters, "INPUT", context)
+        reference_path = self.raster_source(parameters, "REFERENCE", context)
+        method = METHOD_OPTIONS[self.parameterAsEnum(parameters, "METHOD", context)][0]
+        band_key = BAND_MAP_OPTIONS[self.parameterAsEnum(parameters, "BAND_MAP", context)][0]
+        custom = (self.parameterAsString(parameters, "CUSTOM_BANDS", context) or "").strip()
+        if custom:
+            bands_parameter, bands = "CUSTOM_BANDS", custom
+            if band_key != "custom" and parameters.get("BAND_MAP") not in (None, ""):
+                feedback.pushInfo(f"CUSTOM_BANDS '{custom}' overrides BAND_MAP.")
+        elif band_key == "custom":
+            raise QgsProcessingException(
+                "Parameter CUSTOM_BANDS: BAND_MAP is 'custom' but no bands are given; enter "
+                "comma-separated 1-based band numbers such as '3,4,1,2,6,7'.")
+        else:
+            bands_parameter, bands = "BAND_MAP", band_key
+        nodata = None
+        if parameters.get("NODATA") not in (None, ""):
+            nodata = self.parameterAsDouble(parameters, "NODATA", context)
+        output_type = OUTPUT_TYPE_OPTIONS[self.parameterAsEnum(parameters, "OUTPUT_TYPE",
+                                                               context)][0]
+        coregister = self.parameterAsBool(parameters, "COREGISTER", context)
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        for name, path in (("INPUT", modis_path), ("REFERENCE", reference_path)):
+            if os.path.abspath(output) == os.path.abspath(path.split("|")[0]):
+                raise QgsProcessingException(
+                    f"Parameter OUTPUT: it is the {name} file, which is never overwritten; "
+                    "choose another output file.")
+
+        progress, is_canceled = feedback_callbacks(feedback)
+        try:
+            result = resample.resample_to_grid(
+                modis_path, reference_path, output, method=method, bands=bands,
+                nodata=nodata, output_type=None if output_type == "input" else output_type,
+                coregister=coregister, progress=progress, is_canceled=is_canceled)
+        except resample.ResampleError as exc:
+            name = bands_parameter if exc.parameter == "bands" else \
+                PARAMETER_NAMES.get(exc.parameter, exc.parameter)
+            raise QgsProcessingException(
+                f"Parameter{'s' if ' and ' in name else ''} {name}: {exc}")
+        for line in result.log:
+            if line.startswith("warning"):
+                feedback.reportError(line, fatalError=False)
+            else:
+                feedback.pushInfo(line)
+        feedback.pushInfo(
+            f"MODIS bands {','.join(map(str, result.bands))} -> "
+            f"{', '.join(result.band_names)}; method {method}; fill value "
+            f"{result.nodata[0]}; {result.seconds:.1f} s")
+        RgbRendering.attach(context, output, result.band_names)
+        return {"OUTPUT": output, "SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y}
+
+
+ALGORITHM = ResampleModis
