@@ -1,7 +1,7 @@
 """The small base class under every stfusion algorithm, and the helpers they share.
 
 Subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``HELP`` and implement
-``initAlgorithm`` and ``run``; the base translates the numerics' errors (bad raster,
+``initAlgorithm`` and ``execute`` (not ``run``: that is QgsProcessingAlgorithm's own); the base translates the numerics' errors (bad raster,
 missing torch, cancel) into ``QgsProcessingException``s that name the parameter and the fix.
 Heavy modules (torch and the models) are imported inside ``run`` only, so the provider
 loads and lists its algorithms on a QGIS without torch.
@@ -56,7 +56,7 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
 
     def processAlgorithm(self, parameters, context, feedback):
         try:
-            return self.run(parameters, context, feedback)
+            return self.execute(parameters, context, feedback)
         except Canceled:
             raise QgsProcessingException("Canceled by the user; no output was written.")
         except TorchMissing as exc:
@@ -64,7 +64,7 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
         except raster.RasterError as exc:
             raise QgsProcessingException(str(exc))
 
-    def run(self, parameters, context, feedback) -> Dict:
+    def execute(self, parameters, context, feedback) -> Dict:
         raise NotImplementedError
 
     # -- shared helpers -------------------------------------------------------------

@@ -1,7 +1,7 @@
 """stfusion:resample_modis — bring raw MODIS onto the Landsat grid (numerics in core.resample)."""
 import os
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
@@ -133,15 +133,7 @@ class ResampleModis(StfusionAlgorithm):
             raise QgsProcessingException(problem)
         return super().raster_source(parameters, name, context, required)
 
-    def run(self, parameters, context, feedback, *run_arguments):
-        """The base class's hook; it shadows QgsProcessingAlgorithm.run(parameters, context,
-        feedback, configuration, catchExceptions), which processing.run() calls from Python,
-        so such calls are passed on to it (it then calls processAlgorithm -> this hook)."""
-        if run_arguments:
-            return QgsProcessingAlgorithm.run(self, parameters, context, feedback, *run_arguments)
-        return self.resample(parameters, context, feedback)
-
-    def resample(self, parameters, context, feedback):
+    def execute(self, parameters, context, feedback):
         from ..core import resample
 
         modis_path = self.raster_source(parameters, "INPUT", context)

@@ -229,6 +229,7 @@ class AtomicGeoTiff:
             self.ds.FlushCache()
         self.ds = None
         if exc_type is None:
+            os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp made it private
             os.replace(self.temp_path, self.path)
             for sidecar in (".aux.xml",):
                 if os.path.exists(self.temp_path + sidecar):
@@ -237,6 +238,12 @@ class AtomicGeoTiff:
             for leftover in (self.temp_path, self.temp_path + ".aux.xml"):
                 if os.path.exists(leftover):
                     os.remove(leftover)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_raster(path: str, values: np.ndarray, grid: Grid,

@@ -9,13 +9,14 @@ log() { echo "[setup] $*"; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# 1. QGIS, GDAL and scikit-image (test-only) from the distribution
+# 1. QGIS, GDAL, scikit-image and Chromium (the last two for tests) from the distribution
 if ! "$SYSTEM_PYTHON" -c "import qgis.core, osgeo.gdal, skimage" 2>/dev/null \
-   || ! { command -v qgis_process.bin || command -v qgis_process; } >/dev/null; then
-  log "installing QGIS, GDAL and scikit-image from apt"
+   || ! { command -v qgis_process.bin || command -v qgis_process; } >/dev/null \
+   || ! command -v chromium >/dev/null; then
+  log "installing QGIS, GDAL, scikit-image and Chromium from apt"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-    qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-skimage >/dev/null
+    qgis python3-qgis qgis-providers gdal-bin python3-gdal python3-skimage chromium >/dev/null
 fi
 QGIS_VERSION_INT=$("$SYSTEM_PYTHON" -c "from qgis.core import Qgis; print(Qgis.QGIS_VERSION_INT)" 2>/dev/null)
 PY_VERSION=$("$SYSTEM_PYTHON" -c "import sys; print('%d.%d' % sys.version_info[:2])")
