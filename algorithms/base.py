@@ -11,6 +11,7 @@ from typing import Callable, Dict, Optional, Tuple
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingLayerPostProcessorInterface,
+                       QgsProcessingParameterRasterLayer,
                        QgsMultiBandColorRenderer, QgsContrastEnhancement, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -67,6 +68,14 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
     def execute(self, parameters, context, feedback) -> Dict:
         raise NotImplementedError
 
+    def checkParameterValues(self, parameters, context):
+        for definition in self.parameterDefinitions():
+            if isinstance(definition, QgsProcessingParameterRasterLayer):
+                problem = unreadable_file(parameters, definition.name())
+                if problem:
+                    return False, problem
+        return super().checkParameterValues(parameters, context)
+
     # -- shared helpers -------------------------------------------------------------
     def require_torch(self):
         """Import torch or fail with installation advice (raises TorchMissing)."""
@@ -75,6 +84,9 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
     def raster_source(self, parameters, name: str, context, required: bool = True
                       ) -> Optional[str]:
         """File path of a raster layer parameter, readable by GDAL, or a clear error."""
+        problem = unreadable_file(parameters, name)
+        if problem:
+            raise QgsProcessingException(problem)
         layer = self.parameterAsRasterLayer(parameters, name, context)
         if layer is None:
             if required:
@@ -115,6 +127,21 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
                 raise QgsProcessingException(
                     f"Parameter {name} has {count} bands but {what} has {expected}; "
                     "give images with the same bands in the same order.")
+
+
+def unreadable_file(parameters, name: str) -> str:
+    """Why the file given as parameter ``name`` cannot be read ('' when it can, or when the
+    value is not a file path): GDAL's reason rather than Processing's 'not found'."""
+    value = parameters.get(name)
+    if not isinstance(value, str) or not os.path.isfile(value):
+        return ""
+    try:
+        raster.raster_info(value)
+    except raster.RasterError as exc:
+        reason = str(exc).rstrip(".")
+        return (f"Parameter {name}: {reason}. Choose a raster file GDAL can read "
+                "(e.g. a GeoTIFF or an HDF subdataset).")
+    return ""
 
 
 def feedback_callbacks(feedback) -> Tuple[Callable[[float], None], Callable[[], bool]]:

@@ -6,7 +6,6 @@ from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
-from ..core import raster
 from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks
 
 METHOD_OPTIONS = (
@@ -104,34 +103,6 @@ class ResampleModis(StfusionAlgorithm):
             "SHIFT_X", self.tr("Applied shift x (MODIS pixels, positive = east)")))
         self.addOutput(QgsProcessingOutputNumber(
             "SHIFT_Y", self.tr("Applied shift y (MODIS pixels, positive = south)")))
-
-    @staticmethod
-    def unreadable_file(parameters, name) -> str:
-        """Why the file given as parameter ``name`` cannot be read ('' when it can, or when
-        the value is not a file path): GDAL's reason rather than Processing's 'not found'."""
-        value = parameters.get(name)
-        if not isinstance(value, str) or not os.path.isfile(value):
-            return ""
-        try:
-            raster.raster_info(value)
-        except raster.RasterError as exc:
-            reason = str(exc).rstrip(".")
-            return (f"Parameter {name}: {reason}. Choose a raster file GDAL can read "
-                    "(e.g. a GeoTIFF or an HDF subdataset).")
-        return ""
-
-    def checkParameterValues(self, parameters, context):
-        for name in ("INPUT", "REFERENCE"):
-            problem = self.unreadable_file(parameters, name)
-            if problem:
-                return False, problem
-        return super().checkParameterValues(parameters, context)
-
-    def raster_source(self, parameters, name, context, required=True):
-        problem = self.unreadable_file(parameters, name)
-        if problem:
-            raise QgsProcessingException(problem)
-        return super().raster_source(parameters, name, context, required)
 
     def execute(self, parameters, context, feedback):
         from ..core import resample
