@@ -5,15 +5,10 @@ from qgis.core import (QgsApplication, QgsMapLayerProxyModel, QgsProcessingAlgRu
                        QgsProcessingContext, QgsProcessingFeedback, QgsProject, QgsRasterLayer)
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QFormLayout
 
-from .algorithms.base import apply_rgb_renderer
+from .algorithms.base import FUSION_INPUTS, apply_rgb_renderer
 from .core import raster
 
 FUSE_ID = "stfusion:fuse"
-LAYER_INPUTS = (("FINE_T1", "Fine image at t1 (Landsat)", False),
-                ("COARSE_T1", "Coarse image at t1 (MODIS on the fine grid)", False),
-                ("COARSE_T2", "Coarse image at t2, the date to predict", False),
-                ("FINE_T3", "Fine image at t3 (optional second pair)", True),
-                ("COARSE_T3", "Coarse image at t3 (optional second pair)", True))
 
 
 class FuseTaskRunner:
@@ -73,7 +68,7 @@ class FuseDialog(QDialog):
         self.setWindowTitle("stfusion: fuse Landsat and MODIS")
         layout = QFormLayout(self)
         self.combos = {}
-        for name, label, optional in LAYER_INPUTS:
+        for name, label, optional in FUSION_INPUTS:
             combo = QgsMapLayerComboBox(self)
             combo.setFilters(QgsMapLayerProxyModel.RasterLayer)
             combo.setAllowEmptyLayer(optional)

@@ -1,17 +1,18 @@
 """The small base class under every stfusion algorithm, and the helpers they share.
 
 Subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``HELP`` and implement
-``initAlgorithm`` and ``execute`` (not ``run``: that is QgsProcessingAlgorithm's own); the base translates the numerics' errors (bad raster,
-missing torch, cancel) into ``QgsProcessingException``s that name the parameter and the fix.
-Heavy modules (torch and the models) are imported inside ``run`` only, so the provider
-loads and lists its algorithms on a QGIS without torch.
+``initAlgorithm`` and ``execute`` (not ``run``: that name is QgsProcessingAlgorithm's own).
+The base translates the numerics' errors (bad raster, missing torch, cancel) into
+``QgsProcessingException``s that name the parameter and the fix. Heavy modules (torch and
+the models) are imported inside ``execute`` only, so the provider loads and lists its
+algorithms on a QGIS without torch.
 """
 import os
 from typing import Callable, Dict, Optional, Tuple
 
 from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingParameterRasterLayer,
+                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
                        QgsMultiBandColorRenderer, QgsContrastEnhancement, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
@@ -21,6 +22,11 @@ from ..core.tiling import Canceled
 from ..core.torch_check import TorchMissing, require_torch
 
 ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+FUSION_INPUTS = (("FINE_T1", "Fine image at t1 (Landsat)", False),
+                 ("COARSE_T1", "Coarse image at t1 (MODIS on the fine grid)", False),
+                 ("COARSE_T2", "Coarse image at t2, the date to predict", False),
+                 ("FINE_T3", "Fine image at t3 (optional second pair)", True),
+                 ("COARSE_T3", "Coarse image at t3 (optional second pair)", True))
 RESAMPLE_HINT = ("Bring the coarse image onto the fine grid first with "
                  "'stfusion:resample_modis' (REFERENCE = the fine image).")
 
@@ -103,6 +109,39 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
         except raster.RasterError as exc:
             raise QgsProcessingException(f"Parameter {name}: {exc}")
         return path
+
+    def add_fusion_inputs(self, second_pair: bool = True) -> None:
+        """The FINE_T1, COARSE_T1, COARSE_T2 (and FINE_T3, COARSE_T3) layer parameters."""
+        inputs = FUSION_INPUTS if second_pair else FUSION_INPUTS[:3]
+        for name, label, optional in inputs:
+            self.addParameter(QgsProcessingParameterRasterLayer(name, self.tr(label),
+                                                                optional=optional))
+
+    def add_number_parameters(self, specs) -> None:
+        """Number parameters from (name, label, QgsProcessingParameterNumber type, default,
+        minimum) tuples."""
+        for name, label, kind, default, minimum in specs:
+            self.addParameter(QgsProcessingParameterNumber(name, self.tr(label), kind,
+                                                           defaultValue=default,
+                                                           minValue=minimum))
+
+    def fusion_inputs(self, parameters, context, optional=("FINE_T3", "COARSE_T3", "REFERENCE")
+                      ) -> Dict[str, Optional[str]]:
+        """Paths of FINE_T1, COARSE_T1, COARSE_T2 and the optional inputs that the algorithm
+        has, checked: all on the grid of FINE_T1, same band count, FINE_T3 with COARSE_T3."""
+        names = [n for n in ("FINE_T1", "COARSE_T1", "COARSE_T2") + tuple(optional)
+                 if self.parameterDefinition(n) is not None]
+        paths = {n: self.raster_source(parameters, n, context, required=n not in optional)
+                 for n in names}
+        if (paths.get("FINE_T3") is None) != (paths.get("COARSE_T3") is None):
+            raise QgsProcessingException(
+                "Parameters FINE_T3 and COARSE_T3 go together: give both (a second pair) "
+                "or neither.")
+        others = {n: p for n, p in paths.items() if n != "FINE_T1"}
+        self.check_same_grid(("FINE_T1", paths["FINE_T1"]), others)
+        band_count = raster.raster_info(paths["FINE_T1"]).band_count
+        self.check_band_counts(others, band_count, "FINE_T1")
+        return paths
 
     def check_same_grid(self, reference: Tuple[str, str], others: Dict[str, str],
                         hint: str = RESAMPLE_HINT) -> None:

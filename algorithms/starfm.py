@@ -1,0 +1,68 @@
+"""stfusion:starfm — the classic STARFM baseline (Gao et al. 2006), vectorised and tiled."""
+from qgis.core import (QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
+
+from ..core import raster
+from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks
+
+HELP = """STARFM (Gao et al. 2006): predicts the fine image at t2 from one or two fine/coarse
+pairs and the coarse image at t2 by weighting, inside a moving window, the spectrally similar
+pixels of the fine image by their spectral difference to the coarse image, their temporal
+change and their distance.
+
+FINE_T1, COARSE_T1, COARSE_T2: the pair at t1 and the coarse image at t2, all on one grid
+(see stfusion:resample_modis).
+FINE_T3, COARSE_T3: optional second pair; both pairs' predictions are then combined.
+WINDOW: moving window in fine pixels (odd); 0 = the original's 750 m search distance at the
+image's pixel size (31 pixels at 25 m).
+CLASSES: number of classes of the similarity threshold (similar pixels differ from the
+centre by at most 2 x band std / CLASSES); original default 4.
+FINE_UNCERTAINTY, COARSE_UNCERTAINTY: sensor uncertainties in reflectance (0.002 each);
+candidate pixels must beat the centre by more than their combined uncertainty.
+OUTPUT: GeoTIFF on the fine grid, encoded like FINE_T1; nodata where any input is nodata."""
+
+
+class Starfm(StfusionAlgorithm):
+    NAME = "starfm"
+    DISPLAY_NAME = "STARFM (classic baseline)"
+    GROUP = "Classic methods"
+    HELP = HELP
+
+    def initAlgorithm(self, config=None):
+        self.add_fusion_inputs()
+        self.add_number_parameters((
+            ("WINDOW", "Moving window (fine pixels, odd; 0 = 750 m)",
+             QgsProcessingParameterNumber.Integer, 0, 0),
+            ("CLASSES", "Classes of the similarity threshold",
+             QgsProcessingParameterNumber.Integer, 4, 1),
+            ("FINE_UNCERTAINTY", "Fine sensor uncertainty (reflectance)",
+             QgsProcessingParameterNumber.Double, 0.002, 0.0),
+            ("COARSE_UNCERTAINTY", "Coarse sensor uncertainty (reflectance)",
+             QgsProcessingParameterNumber.Double, 0.002, 0.0)))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT",
+                                                                  self.tr("STARFM prediction")))
+
+    def execute(self, parameters, context, feedback):
+        from ..core import starfm
+        paths = self.fusion_inputs(parameters, context, optional=("FINE_T3", "COARSE_T3"))
+        fine_info = raster.raster_info(paths["FINE_T1"])
+        window = self.parameterAsInt(parameters, "WINDOW", context) or \
+            starfm.window_for_pixel_size(fine_info.grid.pixel_size[0])
+        if window % 2 == 0:
+            window += 1
+            feedback.pushWarning(f"WINDOW must be odd; using {window} pixels.")
+        params = starfm.StarfmParams(
+            window=window, classes=self.parameterAsInt(parameters, "CLASSES", context),
+            fine_uncertainty=self.parameterAsDouble(parameters, "FINE_UNCERTAINTY", context),
+            coarse_uncertainty=self.parameterAsDouble(parameters, "COARSE_UNCERTAINTY",
+                                                      context))
+        output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        progress, is_canceled = feedback_callbacks(feedback)
+        feedback.pushInfo(f"STARFM with a {window}-pixel window, {params.classes} classes")
+        starfm.fuse_files(paths["FINE_T1"], paths["COARSE_T1"], paths["COARSE_T2"], output,
+                          fine_t3=paths["FINE_T3"], coarse_t3=paths["COARSE_T3"],
+                          params=params, progress=progress, is_canceled=is_canceled)
+        RgbRendering.attach(context, output, fine_info.band_names)
+        return {"OUTPUT": output}
+
+
+ALGORITHM = Starfm

@@ -1,0 +1,262 @@
+"""STARFM (Gao et al. 2006): the Spatial and Temporal Adaptive Reflectance Fusion Model.
+
+For every fine pixel, within a moving window of ``window`` x ``window`` fine pixels:
+
+* candidates are the pixels spectrally similar to the centre in the fine image of the
+  pair, band by band: ``|F(x) - F(centre)| <= std(F) * 2 / classes`` (``std`` over the
+  whole image, per band);
+* candidates are kept only when they are better than the centre, within the sensor
+  uncertainties: ``S(x) < max_k S_k(centre) + sigma_fc`` with the spectral distance
+  ``S = |F - C|`` and, when ``temporal_filter``, ``T(x) < max_k T_k(centre) + sigma_cc``
+  with the temporal distance ``T = |C(t2) - C(tk)|`` (by default only with two pairs, as
+  starfm4py does: with one pair it rejects exactly the changed pixels)
+  (``sigma_fc = sqrt(fine_u^2 + coarse_u^2)``, ``sigma_cc = sqrt(2) coarse_u``);
+* each candidate predicts ``F(x) + C(x, t2) - C(x, tk)`` and weighs
+  ``1 / (S * T * D)`` (``D = 1 + d / A``, ``d`` the distance in fine pixels, ``A`` the
+  spatial factor, default ``window / 2``); weights are normalised over all candidates
+  of all pairs, so that with two pairs (t1 and t3) each pair's prediction is weighted by
+  its share of the total weight, as in the paper;
+* where the centre's ``S`` or ``T`` is exactly zero, the centre's own prediction is used.
+
+Vectorised as a loop over window offsets applying shifted whole-chunk arrays (no per-pixel
+Python loop). The only global statistic is the per-band standard deviation of each fine
+image (``prepare``); ``predict_tile`` then computes any window of the image given a halo
+of ``halo(params)`` pixels, so tiled and untiled runs agree.
+"""
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+
+from . import tiling
+from . import _classic_common as common
+
+__all__ = ["StarfmParams", "StarfmState", "window_for_pixel_size", "halo", "prepare",
+           "predict_tile", "predict", "fuse_files"]
+
+CHUNK = 96  # output pixels per side of the cache-sized chunks of the offset loop
+
+
+@dataclass(frozen=True)
+class StarfmParams:
+    window: int = 31                    # moving window, fine pixels (odd)
+    classes: int = 4                    # number of classes of the similarity threshold
+    fine_uncertainty: float = 0.002     # reflectance
+    coarse_uncertainty: float = 0.002   # reflectance
+    spatial_factor: Optional[float] = None  # A of D = 1 + d / A; None: window / 2
+    temporal_filter: Optional[bool] = None  # filter on |C(t2) - C(tk)| too; None: with 2 pairs
+    log_weight: bool = False            # C = ln(S*B+2) ln(T*B+2) D (B = 1/weight_offset)
+    weight_offset: float = 1e-4         # added to S and T so that zero distances stay finite
+
+    def __post_init__(self):
+        if self.window < 1 or self.window % 2 == 0:
+            raise ValueError(f"window must be a positive odd number of pixels, got {self.window}")
+        if self.classes < 1:
+            raise ValueError(f"classes must be >= 1, got {self.classes}")
+
+    @property
+    def radius(self) -> int:
+        return self.window // 2
+
+    @property
+    def a(self) -> float:
+        return float(self.spatial_factor) if self.spatial_factor else self.window / 2.0
+
+
+def window_for_pixel_size(pixel_size: float, search_distance: float = 750.0) -> int:
+    """The original's search distance (750 m at 25 m: 31 pixels) in odd fine pixels."""
+    n = int(round(search_distance / float(pixel_size)))
+    return max(3, n + 1 if n % 2 == 0 else n)
+
+
+@dataclass
+class StarfmState:
+    params: StarfmParams
+    thresholds: np.ndarray              # (pairs, bands) similarity thresholds, reflectance
+    band_count: int = field(default=0)
+
+
+def halo(params: StarfmParams = StarfmParams()) -> int:
+    return params.radius
+
+
+def _pairs(f1, c1, f3, c3):
+    if (f3 is None) != (c3 is None):
+        raise ValueError("the second pair needs both its fine (f3) and coarse (c3) image")
+    return [(f1, c1)] + ([(f3, c3)] if f3 is not None else [])
+
+
+def prepare(f1, c1, c2, f3=None, c3=None, params: StarfmParams = StarfmParams(),
+            bands: Optional[Sequence[int]] = None,
+            progress: Callable[[float], None] = tiling.no_progress,
+            is_canceled: Callable[[], bool] = tiling.never_canceled) -> StarfmState:
+    """Global statistics: per-band std of each fine image over pixels valid everywhere.
+
+    The images are ``(bands, rows, cols)`` arrays or GeoTIFF paths (read strip by strip,
+    ``bands`` 1-based); memory stays bounded by one strip.
+    """
+    source = common.Source([f1, c1, c2, f3, c3], bands)
+    moments = None
+    for y0, y1, (a1, b1, b2, a3, b3) in source.strips():
+        common.check_canceled(is_canceled)
+        valid = common.valid_mask(a1, b1, b2, a3, b3)
+        fines = [a1] + ([a3] if a3 is not None else [])
+        if moments is None:
+            moments = [common.BandMoments(a1.shape[0]) for _ in fines]
+        for m, fine in zip(moments, fines):
+            m.add(fine, valid)
+        progress(y1 / source.height)
+    thresholds = np.stack([m.std * 2.0 / params.classes for m in moments]).astype(np.float32)
+    return StarfmState(params, thresholds, thresholds.shape[1])
+
+
+def predict_tile(state: StarfmState, f1, c1, c2, f3=None, c3=None, halo: int = 0,
+                 is_canceled: Optional[Callable[[], bool]] = None) -> np.ndarray:
+    """Predict the fine image at t2 over the window of the given arrays.
+
+    Pixels closer than ``halo`` to the window edge are not computed (NaN): they only
+    serve as neighbours. With ``halo >= halo(params)`` (and NaN outside the image) the
+    result equals the one of an untiled run.
+    """
+    p = state.params
+    f1, c1, c2, f3, c3 = map(common.as_float32, (f1, c1, c2, f3, c3))
+    bands, height, width = common.check_shapes(f1, c1, c2, f3, c3)
+    pairs = _pairs(f1, c1, f3, c3)
+    r = p.radius
+    valid = common.valid_mask(f1, c1, c2, f3, c3)
+    out = np.full((bands, height, width), np.nan, np.float32)
+    h0, h1, w0, w1 = halo, height - halo, halo, width - halo
+    if h1 <= h0 or w1 <= w0:
+        return out
+
+    # per pair, per pixel: fine image, spectral and temporal distances, local weight
+    # 1/(S*T) and weighted prediction; invalid pixels get NaN / zero weight
+    eps = np.float32(p.weight_offset)
+    fine, spec, temp, wloc, wpred, pred_pairs = [], [], [], [], [], []
+    for fk, ck in pairs:
+        s = np.abs(fk - ck)
+        t = np.abs(c2 - ck)
+        if p.log_weight:
+            scale = np.float32(1.0 / p.weight_offset)
+            w = 1.0 / (np.log(s * scale + 2.0) * np.log(t * scale + 2.0))
+        else:
+            w = 1.0 / ((s + eps) * (t + eps))
+        pred = fk + (c2 - ck)
+        w = np.where(valid, w, 0).astype(np.float32)
+        wp = np.where(valid, w * pred, 0).astype(np.float32)
+        fk = np.where(valid, fk, np.nan).astype(np.float32)
+        s = np.where(valid, s, np.inf).astype(np.float32)
+        t = np.where(valid, t, np.inf).astype(np.float32)
+        fine.append(common.nan_pad(fk, r))
+        spec.append(common.nan_pad(s, r))     # NaN / inf never pass the filters
+        temp.append(common.nan_pad(t, r))
+        wloc.append(np.pad(w, [(0, 0), (r, r), (r, r)]))     # zero weight outside
+        wpred.append(np.pad(wp, [(0, 0), (r, r), (r, r)]))
+        pred_pairs.append(common.nan_pad(pred, r))
+
+    sigma_fc = np.float32(np.hypot(p.fine_uncertainty, p.coarse_uncertainty))
+    sigma_cc = np.float32(np.sqrt(2.0) * p.coarse_uncertainty)
+    thresholds = [state.thresholds[k][:, None, None].astype(np.float32)
+                  for k in range(len(pairs))]
+    temporal_filter = len(pairs) > 1 if p.temporal_filter is None else p.temporal_filter
+    offsets = common.window_offsets(r)
+    inv_d = [np.float32(1.0 / (1.0 + d / p.a)) for _, _, d in offsets]
+
+    def chunk(y0, y1, x0, x1):
+        cy0, cy1, cx0, cx1 = h0 + y0 + r, h0 + y1 + r, w0 + x0 + r, w0 + x1 + r
+        centre = (slice(None), slice(cy0, cy1), slice(cx0, cx1))
+        f_c = [f[centre] for f in fine]
+        s_max = np.max([s[centre] for s in spec], axis=0)
+        s_max = np.where(np.isfinite(s_max), s_max + sigma_fc, -np.inf).astype(np.float32)
+        t_max = np.max([t[centre] for t in temp], axis=0)
+        t_max = np.where(np.isfinite(t_max), t_max + sigma_cc, -np.inf).astype(np.float32)
+        shape = f_c[0].shape
+        num = np.zeros(shape, np.float32)
+        den = np.zeros(shape, np.float32)
+        tmp = np.empty(shape, np.float32)
+        mask = np.empty(shape, bool)
+        mask2 = np.empty(shape, bool)
+        weight = np.empty(shape, np.float32)
+        for (dy, dx, _), inv in zip(offsets, inv_d):
+            window = (slice(None), slice(cy0 + dy, cy1 + dy), slice(cx0 + dx, cx1 + dx))
+            for k in range(len(pairs)):
+                np.subtract(fine[k][window], f_c[k], out=tmp)
+                np.abs(tmp, out=tmp)
+                np.less_equal(tmp, thresholds[k], out=mask)
+                np.less(spec[k][window], s_max, out=mask2)
+                mask &= mask2
+                if temporal_filter:
+                    np.less(temp[k][window], t_max, out=mask2)
+                    mask &= mask2
+                np.multiply(mask, inv, out=weight)
+                np.multiply(wloc[k][window], weight, out=tmp)
+                den += tmp
+                np.multiply(wpred[k][window], weight, out=tmp)
+                num += tmp
+        with np.errstate(invalid="ignore", divide="ignore"):
+            result = num / den
+        # as in the original: where the centre's spectral or temporal distance is zero in
+        # a pair, that pair's own prediction of the centre is taken (mean over such pairs)
+        exact_sum = np.zeros(shape, np.float32)
+        exact_n = np.zeros(shape, np.float32)
+        for k in range(len(pairs)):
+            zero = (spec[k][centre] == 0) | (temp[k][centre] == 0)
+            exact_sum += np.where(zero, pred_pairs[k][centre], 0)
+            exact_n += zero
+        result = np.where(exact_n > 0, exact_sum / np.maximum(exact_n, 1), result)
+        out[:, h0 + y0:h0 + y1, w0 + x0:w0 + x1] = result
+
+    common.run_chunks(chunk, h1 - h0, w1 - w0, CHUNK, is_canceled)
+    out[:, ~valid] = np.nan
+    return out
+
+
+def predict(f1: np.ndarray, c1: np.ndarray, c2: np.ndarray, f3: Optional[np.ndarray] = None,
+            c3: Optional[np.ndarray] = None, params: StarfmParams = StarfmParams(),
+            tile_size: Optional[int] = tiling.DEFAULT_TILE,
+            progress: Callable[[float], None] = tiling.no_progress,
+            is_canceled: Callable[[], bool] = tiling.never_canceled) -> np.ndarray:
+    """Whole-array STARFM: fine image at t2 from (f1, c1) [and (f3, c3)] and c2.
+
+    ``tile_size`` processes the image in tiles with a halo (as the GeoTIFF path does, same
+    result, bounded memory); None computes it in one window.
+    """
+    f1, c1, c2, f3, c3 = map(common.as_float32, (f1, c1, c2, f3, c3))
+    common.check_shapes(f1, c1, c2, f3, c3)
+    state = prepare(f1, c1, c2, f3, c3, params, progress=common.sub_progress(progress, 0, 0.05),
+                    is_canceled=is_canceled)
+    h = halo(params)
+    _, height, width = f1.shape
+    if tile_size is None:
+        tile_size = max(height, width)
+    out = np.full(f1.shape, np.nan, np.float32)
+    tiles = list(tiling.iter_tiles(width, height, tile_size, h))
+    for i, tile in enumerate(tiles):
+        common.check_canceled(is_canceled)
+        x, y, w, hh = tile.read_window
+        arrays = [None if a is None else common.array_window(a, x, y, w, hh) for a in (f1, c1, c2, f3, c3)]
+        result = predict_tile(state, *arrays, halo=h, is_canceled=is_canceled)
+        out[:, tile.y0:tile.y0 + tile.height, tile.x0:tile.x0 + tile.width] = tile.crop(result)
+        progress(0.05 + 0.95 * (i + 1) / len(tiles))
+    return out
+
+
+def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
+               fine_t3: Optional[str] = None, coarse_t3: Optional[str] = None,
+               params: StarfmParams = StarfmParams(), bands: Optional[Sequence[int]] = None,
+               tile_size: int = tiling.DEFAULT_TILE,
+               progress: Callable[[float], None] = tiling.no_progress,
+               is_canceled: Callable[[], bool] = tiling.never_canceled) -> str:
+    """STARFM on GeoTIFFs (coarse images already on the fine grid), written block-wise to
+    ``output`` encoded like ``fine_t1``. Returns ``output``."""
+    _pairs(fine_t1, coarse_t1, fine_t3, coarse_t3)
+    state = prepare(fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3, params, bands,
+                    common.sub_progress(progress, 0.0, 0.05), is_canceled)
+    h = halo(params)
+
+    def function(a1, b1, b2, a3, b3):
+        return predict_tile(state, a1, b1, b2, a3, b3, halo=h, is_canceled=is_canceled)
+
+    return common.run_tiled_files([fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3],
+                                  output, fine_t1, function, h, tile_size, bands,
+                                  common.sub_progress(progress, 0.05, 1.0), is_canceled)
