@@ -1,11 +1,13 @@
 """Run stfusion:fuse as a QgsTask from the plugin menu; add the results to the project when done."""
 import os
+import time
 
 from qgis.core import (QgsApplication, QgsMapLayerProxyModel, QgsProcessingAlgRunnerTask,
                        QgsProcessingContext, QgsProcessingFeedback, QgsProject, QgsRasterLayer)
+from qgis.PyQt.QtGui import QIcon
 from qgis.PyQt.QtWidgets import QDialog, QDialogButtonBox, QFormLayout
 
-from .algorithms.base import FUSION_INPUTS, apply_rgb_renderer
+from .algorithms.base import FUSION_INPUTS, ICON_PATH, apply_rgb_renderer
 from .core import raster
 
 FUSE_ID = "stfusion:fuse"
@@ -49,8 +51,8 @@ class FuseTaskRunner:
         report = results.get("REPORT")
         if report and os.path.exists(report):
             from processing.core.ProcessingResults import resultsList
-            resultsList.addResult(QgsApplication.getThemeIcon("/processingResult.svg"),
-                                  f"stfusion report: {layer.name()}", report)
+            resultsList.addResult(icon=QIcon(ICON_PATH), name=f"stfusion report: {layer.name()}",
+                                  timestamp=time.localtime(), result=report)
         return layer
 
     def open_dialog(self):

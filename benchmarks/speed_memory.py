@@ -18,11 +18,12 @@ sys.path.insert(0, str(ROOT / "build" / "plugins"))
 
 RUNNERS = {
     "fuse": "from stfusion.core import fusion; fusion.fuse_files("
-            "None, None, s.fine[d0], s.coarse[d0], s.coarse[d1], out)",
+            "s.fine[d0], s.coarse[d0], s.coarse[d1], out, scale_ratio=s.scale_ratio)",
     "starfm": "from stfusion.core import starfm; starfm.fuse_files("
               "s.fine[d0], s.coarse[d0], s.coarse[d1], out)",
     "fsdaf": "from stfusion.core import fsdaf; fsdaf.fuse_files("
-             "s.fine[d0], s.coarse[d0], s.coarse[d1], out, scale_ratio=s.scale_ratio)",
+             "s.fine[d0], s.coarse[d0], s.coarse[d1], out, "
+             "params=fsdaf.FsdafParams(scale_ratio=s.scale_ratio))",
 }
 
 

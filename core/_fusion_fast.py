@@ -1,0 +1,241 @@
+"""Fast, tile-exact building blocks of the default fusion model (torch, float32, any device).
+
+Everything works on one window (a tile plus its halo) whose global origin is a multiple of
+the block size ``s`` (= the scale ratio, rounded): the coarse pixels are the ``s x s`` blocks
+of that grid, so a tile sees the same blocks as the whole image. Pixels outside the image are
+NaN (invalid) and every statistic is weighted by validity, so image borders and tile halos
+behave alike (tiled == untiled).
+
+Per pair (F1, C1) and the coarse image C2 the candidates of the fine change F2 - F1 are:
+
+- ``dc``: the coarse change C2 - C1 itself (the F1 + dC baseline);
+- ``gd``: ``dc`` smoothed by a guided filter with F1 as the guide (edges of F1 kept);
+- ``gu``: class-wise unmixing of the coarse change on the block grid (k classes, a moving
+  window of ``window`` x ``window`` blocks, ridge-shrunk towards the scene-wide class
+  changes), the class changes interpolated bilinearly between block centres and read at
+  each pixel's class, plus the interpolated unexplained block residual; guided-filtered;
+- ``gf``: the FSDAF-style candidate: the same class changes (temporal prediction) plus the
+  block residual distributed as FSDAF does (TPS error, here a bilinear interpolation of the
+  C2 block means, on homogeneous pixels, the residual itself on heterogeneous ones, with a
+  homogeneity index = share of same-class pixels in a 7 x 7 window), with the block means
+  of the weights normalised to one; guided-filtered (instead of FSDAF's similar pixels).
+
+All heavy filters run on reduced grids (block grid; a sub-grid of ``q`` pixels for the
+guided filter, a "fast guided filter") so that the cost per fine pixel is a few dozen
+operations.
+"""
+from typing import Dict
+
+import torch
+import torch.nn.functional as F
+
+HI_RADIUS = 3          # homogeneity index window 7 x 7 fine pixels
+LOCAL_STD_RADIUS = 2   # local std of F1 (CNN feature), 5 x 5
+
+
+def box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Sum over a (2r+1)^2 window, zero outside, on the last two axes (separable)."""
+    if r <= 0:
+        return x
+    shape = x.shape
+    y = x.reshape(-1, 1, shape[-2], shape[-1])
+    k = 2 * r + 1
+    y = F.avg_pool2d(y, (1, k), 1, (0, r), count_include_pad=True)
+    y = F.avg_pool2d(y, (k, 1), 1, (r, 0), count_include_pad=True)
+    return (y * float(k * k)).reshape(shape)
+
+
+def block_sum(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Sums over the s x s blocks of the window grid (last two axes; partial blocks padded)."""
+    if s == 1:
+        return x
+    *lead, h, w = x.shape
+    nby, nbx = -(-h // s), -(-w // s)
+    x = F.pad(x, (0, nbx * s - w, 0, nby * s - h))
+    return x.reshape(*lead, nby, s, nbx, s).sum((-3, -1))
+
+
+def block_expand(x: torch.Tensor, s: int, h: int, w: int) -> torch.Tensor:
+    """Block values repeated over their pixels (nearest), cropped to h x w."""
+    if s == 1:
+        return x[..., :h, :w]
+    return x.repeat_interleave(s, -2).repeat_interleave(s, -1)[..., :h, :w]
+
+
+class Interp:
+    """Bilinear interpolation from the centres of s x s blocks to the pixels of an h x w
+    window, normalised by block validity (an invalid block does not count)."""
+
+    def __init__(self, h: int, w: int, s: int, bvalid: torch.Tensor):
+        dev = bvalid.device
+        nby, nbx = bvalid.shape
+        self.h, self.w, self.nby, self.nbx = h, w, nby, nbx
+
+        def axis(n, nb):
+            p = ((torch.arange(n, device=dev, dtype=torch.float32) + 0.5) / s - 0.5)
+            p = p.clamp(0, nb - 1)
+            i0 = p.floor().long()
+            i1 = (i0 + 1).clamp(max=nb - 1)
+            return i0, i1, p - i0
+        self.y0, self.y1, self.wy = axis(h, nby)
+        self.x0, self.x1, self.wx = axis(w, nbx)
+        self.bvalid = bvalid
+        self.den = self._bil(bvalid[None])[0]
+
+    def _bil(self, g):
+        wy = self.wy[:, None]
+        r = g[:, self.y0] * (1 - wy) + g[:, self.y1] * wy          # (C, h, nbx)
+        return r[:, :, self.x0] * (1 - self.wx) + r[:, :, self.x1] * self.wx
+
+    def up(self, g: torch.Tensor) -> torch.Tensor:
+        """(C, nby, nbx) -> (C, h, w)."""
+        num = self._bil(g * self.bvalid)
+        return torch.where(self.den > 1e-6, num / self.den.clamp_min(1e-6), 0.0)
+
+    def up_class(self, sol: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
+        """Class values ``sol`` (nby, nbx, k, b) read at each pixel's class ``lab`` (h, w),
+        interpolated between block centres -> (b, h, w)."""
+        nby, nbx, k, b = sol.shape
+        flat = sol.permute(2, 0, 1, 3).reshape(k * nby * nbx, b)
+        out = torch.zeros(self.h, self.w, b, device=sol.device)
+        for yi, wy in ((self.y0, 1 - self.wy), (self.y1, self.wy)):
+            for xi, wx in ((self.x0, 1 - self.wx), (self.x1, self.wx)):
+                wgt = wy[:, None] * wx[None, :] * self.bvalid[yi][:, xi]
+                idx = (lab * nby + yi[:, None]) * nbx + xi[None, :]
+                out += wgt[..., None] * flat[idx]
+        out = out.permute(2, 0, 1)
+        return torch.where(self.den > 1e-6, out / self.den.clamp_min(1e-6), 0.0)
+
+
+class GuidedFilter:
+    """Per-band guided filter (He et al.) with guide ``g`` (b, h, w), on a sub-grid of ``q``
+    pixels (fast guided filter): window statistics over (2r+1) x (2r+1) sub-blocks, the
+    linear coefficients interpolated back to the pixels. ``q`` = 1 is the exact filter with a
+    (2r+1)^2 pixel window."""
+
+    def __init__(self, g: torch.Tensor, v: torch.Tensor, r: int, q: int, eps: float):
+        self.g, self.v, self.r, self.q, self.eps = g, v, r, q, eps
+        h, w = v.shape
+        self.vq = block_sum(v, q)                            # valid pixels per sub-block
+        self.cnt = box_sum(self.vq, r).clamp_min(1e-6)
+        self.bvalid = (self.vq > 0.5).float()          # sub-blocks inside the image
+        self.mg = box_sum(block_sum(g * v, q), r) / self.cnt
+        self.vg = box_sum(block_sum(g * g * v, q), r) / self.cnt - self.mg * self.mg
+        self.interp = Interp(h, w, q, self.bvalid) if q > 1 else None
+
+    def __call__(self, p: torch.Tensor) -> torch.Tensor:
+        q, r, v = self.q, self.r, self.v
+        mp = box_sum(block_sum(p * v, q), r) / self.cnt
+        cov = box_sum(block_sum(self.g * p * v, q), r) / self.cnt - self.mg * mp
+        a = cov / (self.vg + self.eps)
+        b = mp - a * self.mg
+        if self.interp is None:      # exact: average the coefficients over the window
+            a = box_sum(a * v, r) / self.cnt
+            b = box_sum(b * v, r) / self.cnt
+            return a * self.g + b
+        ab = self.interp.up(torch.cat([a, b]) * self.bvalid)
+        n = p.shape[0]
+        return ab[:n] * self.g + ab[n:]
+
+
+def sub_grid(s: int) -> int:
+    """The guided filter's sub-grid: about a quarter of a block (windows start on multiples
+    of ``alignment(s)`` so that both grids are the same in every tile)."""
+    return max(1, s // 4)
+
+
+def alignment(s: int) -> int:
+    """Windows must start on multiples of this: the block grid and the sub-grid."""
+    import math
+    q = sub_grid(s)
+    return s * q // math.gcd(s, q)
+
+
+def classify(f: torch.Tensor, centres: torch.Tensor, mean: torch.Tensor,
+             std: torch.Tensor) -> torch.Tensor:
+    """Nearest centre (standardised) of every pixel of ``f`` (b, h, w) -> labels (h, w)."""
+    b, h, w = f.shape
+    x = ((f - mean[:, None, None]) / std[:, None, None]).reshape(b, -1)
+    d = (centres * centres).sum(1)[:, None] - 2.0 * (centres @ x)
+    return d.argmin(0).reshape(h, w)
+
+
+def candidates(f1: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, stats: Dict,
+               s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4,
+               features: bool = False) -> Dict[str, torch.Tensor]:
+    """Candidate change fields (b, h, w) of one pair over one window (see module doc).
+
+    ``stats``: tensors ``centres`` (k, b), ``mean``/``std`` (b,), ``global_change`` (k, b).
+    Returns ``valid`` (h, w) bool and ``dc``, ``gd``, ``gu``, ``gf`` (0 where invalid);
+    with ``features`` also ``hi`` (homogeneity index) and ``lstd`` (local std of F1).
+    """
+    valid = torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0) & torch.isfinite(c2).all(0)
+    v = valid.float()
+    f = torch.where(valid, f1, 0.0)
+    dc = torch.where(valid, c2 - c1, 0.0)
+    b, h, w = f.shape
+    centres = stats["centres"]
+    k = centres.shape[0]
+    lab = torch.where(valid, classify(f, centres, stats["mean"], stats["std"]), 0)
+    oh = F.one_hot(lab, k).permute(2, 0, 1).float() * v
+
+    # block grid: class fractions and mean coarse change of every coarse pixel
+    nv = block_sum(v, s)
+    inv = 1.0 / nv.clamp_min(1.0)
+    bw = (nv > 0.5).float()
+    frac = block_sum(oh, s) * inv
+    dcb = block_sum(dc, s) * inv
+    # local unmixing: normal equations over window x window blocks, ridge to global change
+    wr = max(1, int(window) // 2)
+    cnt = box_sum(bw, wr).clamp_min(1.0)
+    iu = torch.triu_indices(k, k)
+    prods = box_sum(frac[iu[0]] * frac[iu[1]] * bw, wr) / cnt          # (npairs, nby, nbx)
+    m = torch.zeros(frac.shape[1], frac.shape[2], k, k, device=f.device)
+    m[:, :, iu[0], iu[1]] = prods.permute(1, 2, 0)
+    m[:, :, iu[1], iu[0]] = prods.permute(1, 2, 0)
+    m = m + ridge * torch.eye(k, device=f.device)
+    rhs = box_sum(frac[:, None] * dcb[None] * bw, wr) / cnt             # (k, b, nby, nbx)
+    rhs = rhs.permute(2, 3, 0, 1) + ridge * stats["global_change"]
+    sol = torch.linalg.solve(m, rhs)                                     # (nby, nbx, k, b)
+    explained = torch.einsum("kyx,yxkb->byx", frac, sol)
+
+    interp = Interp(h, w, s, bw)
+    own = interp.up_class(sol, lab) * v                                  # class change
+    u = own + interp.up(dcb - explained)
+
+    # FSDAF-style residual distribution (block residual of the temporal prediction)
+    rb = dcb - block_sum(own, s) * inv
+    c2b = block_sum(torch.where(valid, c2, 0.0), s) * inv
+    err = interp.up(c2b) - (f + own)                                     # "TPS" error
+    rblk = block_expand(rb, s, h, w)
+    n_hi = box_sum(v, HI_RADIUS).clamp_min(1.0)
+    hi = (box_sum(oh, HI_RADIUS) * oh).sum(0) / n_hi
+    err = torch.where(err * rblk < 0, 0.0, err.abs())
+    wgt = (err * hi + rblk.abs() * (1.0 - hi) + 1e-6) * v
+
+    def normalise(x):
+        mean = block_expand(block_sum(x, s) * inv, s, h, w)
+        return torch.where(mean > 0, x / mean.clamp_min(1e-12), 1.0) * v
+    wgt = normalise(wgt)
+    wgt = normalise(torch.where(wgt > 10, 1.0, wgt))
+    fs = own + wgt * rblk
+
+    gfilt = GuidedFilter(f, v, max(1, round(max(1, s // 2) / sub_grid(s))), sub_grid(s), eps)
+    out = dict(valid=valid, dc=dc, gd=gfilt(dc) * v, gu=gfilt(u) * v, gf=gfilt(fs) * v)
+    if features:
+        r = LOCAL_STD_RADIUS
+        n = box_sum(v, r).clamp_min(1.0)
+        mf = box_sum(f, r) / n
+        out["lstd"] = (box_sum(f * f, r) / n - mf * mf).clamp_min(0.0).sqrt() * v
+        out["hi"] = hi * v
+    return out
+
+
+def reach(s: int, window: int = 5) -> int:
+    """How far (fine pixels) ``candidates`` looks around a pixel: the halo it needs."""
+    q = sub_grid(s)
+    rg = max(1, round(max(1, s // 2) / q))
+    wr = max(1, int(window) // 2)
+    blocks = (wr + 2) * s                # unmixing window + block + interpolation neighbour
+    guided = (2 * rg + 2) * q            # box of sub-blocks + interpolation neighbour
+    return blocks + guided + max(HI_RADIUS, LOCAL_STD_RADIUS) + s
