@@ -103,25 +103,20 @@ class Fuse(StfusionAlgorithm):
         feedback.pushInfo(f"Fused in {seconds:.1f} s: {output}")
         RgbRendering.attach(context, output, fine_info.band_names)
         results = {"OUTPUT": output}
-        if report_path:
-            results.update(self.write_report(report_path, output, paths, summary, seconds,
-                                             feedback))
-        return results
-
-    def write_report(self, report_path, output, paths, summary, seconds, feedback):
-        from ..core import metrics, report
         evaluation = None
         if paths["REFERENCE"]:
+            from ..core import metrics
             feedback.pushInfo("Scoring against REFERENCE")
             evaluation = metrics.evaluate_files(output, paths["REFERENCE"],
                                                 coarse=paths["COARSE_T2"])
-        run = {"inputs": {n: p for n, p in paths.items() if p}, "output": output,
-               "model": summary, "seconds": round(seconds, 2)}
-        report.write_fusion_report(report_path, run, evaluation)
-        results = {"REPORT": report_path}
-        if evaluation is not None:
             results.update({key: evaluation.mean[key.lower()]
                             for key in ("RMSE", "SSIM", "ERGAS", "SAM")})
+        if report_path:
+            from ..core import report
+            run = {"inputs": {n: p for n, p in paths.items() if p}, "output": output,
+                   "model": summary, "seconds": round(seconds, 2)}
+            report.write_fusion_report(report_path, run, evaluation)
+            results["REPORT"] = report_path
         return results
 
 

@@ -84,9 +84,12 @@ class Train(StfusionAlgorithm):
         progress, is_canceled = feedback_callbacks(feedback)
         feedback.pushInfo(f"Training {settings['architecture']} on {len(fine)} pair(s), "
                           f"device {settings['device']}")
-        result = training.train_files(list(zip(fine, coarse)), model_path, progress=progress,
-                                      is_canceled=is_canceled, log=feedback.pushInfo,
-                                      **settings)
+        try:
+            result = training.train_files(list(zip(fine, coarse)), model_path,
+                                          progress=progress, is_canceled=is_canceled,
+                                          log=feedback.pushInfo, **settings)
+        except ValueError as exc:
+            raise QgsProcessingException(f"Parameters FINE and COARSE: {exc}")
         results = {"OUTPUT_MODEL": model_path}
         if report_path:
             report.write_training_report(report_path, result.metadata, result.history)

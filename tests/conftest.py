@@ -49,3 +49,10 @@ def stfusion_provider(qgis_app, qgis_processing):
         provider = StfusionProvider()
         registry.addProvider(provider)
     return provider
+
+
+@pytest.fixture(scope="session")
+def tiny_scene(tmp_path_factory):
+    """A 64 x 64 version of the sample scene for training tests."""
+    from stfusion.core.sample_scene import make_sample_scene
+    return make_sample_scene(str(tmp_path_factory.mktemp("tiny_scene")), size=64)
