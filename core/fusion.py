@@ -48,7 +48,6 @@ PREPARE_WINDOW = 512          # side of the windows read by prepare on big files
 PREPARE_MAX_WINDOWS = 9
 KMEANS_SAMPLE = 20000
 PAPER_FUSE_EPOCHS = 50        # Table 1
-GDAL_CACHE_BYTES = 64 << 20   # GDAL block cache during fuse_files (memory bound by tiles)
 
 
 def default_model_path() -> str:
@@ -166,7 +165,7 @@ def prepare(model=None, metadata: Optional[Dict] = None, f1=None, c1=None, c2=No
     the network on the given pair(s) (paper: coarse -> fine on each pair, a fresh network
     when the model is untrained; stfnet: needs two pairs, fine-tunes on t1->t3 and t3->t1).
     """
-    torch = require_torch()
+    require_torch()
     metadata = dict(metadata or {})
     architecture = resolve_architecture(metadata.get("architecture", DEFAULT_ARCHITECTURE))
     metadata["architecture"] = architecture
@@ -482,17 +481,11 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     say(f"fusing {total} tile(s) of {tile_size} px (halo {halo(state)} px)")
     specs = [None if p is None else tiling.InputSpec(p) for p in paths]
     encoding = raster.OutputEncoding.like(info)
-    from osgeo import gdal
-    cache = gdal.GetCacheMax()      # GDAL's block cache would grow with the scene: cap it
-    gdal.SetCacheMax(min(cache, GDAL_CACHE_BYTES))
-    try:
-        with raster.AtomicGeoTiff(output, info.grid, info.band_count, encoding,
-                                  info.band_names) as out:
-            h = halo(state)
-            tiling.process_tiled(specs, out, lambda *a: fuse_tile(state, *a, margin=h), h,
-                                 tile_size, lambda f: progress(0.2 + 0.8 * f), is_canceled)
-    finally:
-        gdal.SetCacheMax(cache)
+    with raster.AtomicGeoTiff(output, info.grid, info.band_count, encoding,
+                              info.band_names) as out:
+        h = halo(state)
+        tiling.process_tiled(specs, out, lambda *a: fuse_tile(state, *a, margin=h), h,
+                             tile_size, lambda f: progress(0.2 + 0.8 * f), is_canceled)
     seconds = time.time() - started
     cnn = bool(state.use_cnn) if state.architecture == "stfnet" else True
     summary = {"architecture": state.architecture, "cnn_used": cnn, "scale_ratio": ratio,

@@ -25,6 +25,7 @@ crafted file that would run code on load is refused with ``ModelFileError``.
 import json
 from typing import Dict, Tuple
 
+from . import atomic
 from .torch_check import require_torch
 
 torch = require_torch()
@@ -150,8 +151,9 @@ def save_model(path: str, model, metadata: Dict) -> None:
     if "architecture" not in meta:
         raise ValueError("metadata needs an 'architecture'")
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch.save({"format": FORMAT, "state_dict": state,
-                "metadata_json": json.dumps(meta, sort_keys=True)}, str(path))
+    with atomic.atomic_output(str(path)) as temp:
+        torch.save({"format": FORMAT, "state_dict": state,
+                    "metadata_json": json.dumps(meta, sort_keys=True)}, temp)
 
 
 def load_model(path: str) -> Tuple[object, Dict]:

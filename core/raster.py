@@ -5,12 +5,13 @@ applied) with NaN where a band is nodata. Inputs are only ever opened read-only.
 """
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
+
+from . import atomic
 
 gdal.UseExceptions()
 
@@ -195,11 +196,7 @@ class AtomicGeoTiff:
                  band_names: Sequence[str] = ()):
         self.path = os.path.abspath(path)
         self.encoding = encoding
-        directory = os.path.dirname(self.path)
-        os.makedirs(directory, exist_ok=True)
-        handle, self.temp_path = tempfile.mkstemp(
-            prefix="." + os.path.basename(self.path) + ".", suffix=".part.tif", dir=directory)
-        os.close(handle)
+        self.temp_path = atomic.temporary_beside(self.path, ".part.tif")
         driver = gdal.GetDriverByName("GTiff")
         self.ds = driver.Create(self.temp_path, grid.width, grid.height, band_count,
                                 encoding.gdal_type, GTIFF_OPTIONS)
@@ -228,22 +225,13 @@ class AtomicGeoTiff:
         if exc_type is None:
             self.ds.FlushCache()
         self.ds = None
+        sidecar = self.temp_path + ".aux.xml"
         if exc_type is None:
-            os.chmod(self.temp_path, 0o666 & ~_umask())  # mkstemp made it private
-            os.replace(self.temp_path, self.path)
-            for sidecar in (".aux.xml",):
-                if os.path.exists(self.temp_path + sidecar):
-                    os.replace(self.temp_path + sidecar, self.path + sidecar)
+            atomic.publish(self.temp_path, self.path)
+            if os.path.exists(sidecar):
+                os.replace(sidecar, self.path + ".aux.xml")
         else:
-            for leftover in (self.temp_path, self.temp_path + ".aux.xml"):
-                if os.path.exists(leftover):
-                    os.remove(leftover)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+            atomic.discard(self.temp_path, sidecar)
 
 
 def write_raster(path: str, values: np.ndarray, grid: Grid,

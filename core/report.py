@@ -15,14 +15,13 @@ import html
 import json
 import math
 import os
-import tempfile
 import uuid
 from typing import Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
 
-from . import raster
+from . import atomic, raster
 
 gdal.UseExceptions()
 
@@ -535,23 +534,6 @@ def _info_section(evaluation) -> Section:
             table_html(None, rows, css_class="st kv") + f'<dl class="conv">{conventions}</dl>')
 
 
-def _write_atomic(path: str, text: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.remove(temp)
-        raise
-
-
 def _csv_rows(rows) -> str:
     import io
     buffer = io.StringIO()
@@ -601,9 +583,9 @@ def write_report(evaluation, html_path: str, quicklooks: bool = True,
                 f"{os.path.basename(evaluation.reference)} — RMSE {fmt(mean['RMSE'])}, "
                 f"SSIM {fmt(mean['SSIM'])}, ERGAS {fmt(mean['ERGAS'])}, "
                 f"SAM {fmt(mean['SAM'])}°")
-    _write_atomic(paths.json, json.dumps(evaluation.to_dict(), indent=2))
-    _write_atomic(paths.csv, csv_text(evaluation))
-    _write_atomic(paths.html, html_page(title, sections, subtitle))
+    atomic.write_text(paths.json, json.dumps(evaluation.to_dict(), indent=2))
+    atomic.write_text(paths.csv, csv_text(evaluation))
+    atomic.write_text(paths.html, html_page(title, sections, subtitle))
     return paths
 
 
@@ -652,14 +634,14 @@ def write_training_report(html_path: str, metadata: Mapping, history,
     chart = line_chart_svg(series, title="loss", x_label="epoch", y_label="loss",
                            log_y=positive and bool(series))
     sections = [("Loss curves", chart), ("Settings and model", mapping_table(dict(metadata)))]
-    _write_atomic(paths.json, json.dumps({"metadata": metadata, "history": history},
+    atomic.write_text(paths.json, json.dumps({"metadata": metadata, "history": history},
                                          indent=1, default=str))
     rows = [["series", "epoch", "value"]]
     for name, points in series.items():
         for i, p in enumerate(points):
             rows.append([name, *(p if isinstance(p, (tuple, list)) else (i + 1, p))])
-    _write_atomic(paths.csv, _csv_rows(rows))
-    _write_atomic(paths.html, html_page(title, sections))
+    atomic.write_text(paths.csv, _csv_rows(rows))
+    atomic.write_text(paths.html, html_page(title, sections))
     return paths
 
 
@@ -671,10 +653,10 @@ def write_fusion_report(html_path: str, run: Mapping, evaluation=None,
     if evaluation is not None:
         return write_report(evaluation, html_path, title=title, extra_sections=[run_section])
     paths = sidecar_paths(html_path)
-    _write_atomic(paths.json, json.dumps({"run": run}, indent=1, default=str))
-    _write_atomic(paths.csv, _csv_rows([["key", "value"]] + [[k, _value_text(v)]
+    atomic.write_text(paths.json, json.dumps({"run": run}, indent=1, default=str))
+    atomic.write_text(paths.csv, _csv_rows([["key", "value"]] + [[k, _value_text(v)]
                                                              for k, v in run.items()]))
-    _write_atomic(paths.html, html_page(title, [run_section, (
+    atomic.write_text(paths.html, html_page(title, [run_section, (
         "Accuracy", '<p class="note">No REFERENCE given: give the real fine image of the '
                     "prediction date to score the result.</p>")]))
     return paths

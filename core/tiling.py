@@ -4,14 +4,18 @@ Memory stays bounded by the tile size whatever the raster size: each tile is rea
 ``halo`` extra pixels on every side (NaN outside the raster), processed, cropped back to
 its core and written to an ``AtomicGeoTiff``.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
 
 import numpy as np
+from osgeo import gdal
 
 from . import raster
 
 DEFAULT_TILE = 512
+# GDAL's block cache (default: 5 % of RAM) would otherwise grow with the scene
+GDAL_CACHE_BYTES = 64 << 20
 
 
 class Canceled(Exception):
@@ -77,14 +81,27 @@ def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGe
     """
     grid = output.ds.RasterXSize, output.ds.RasterYSize
     total = tile_count(*grid, tile_size)
-    for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
-        if is_canceled():
-            raise Canceled()
-        arrays = [None if spec is None else
-                  raster.read_window(spec.path, *tile.read_window, bands=spec.bands)
-                  for spec in inputs]
-        result = function(*arrays)
-        present = [a for a in arrays if a is not None]
-        result = np.where(raster.valid_mask(*present), result, np.nan) if present else result
-        output.write(tile.crop(result).astype(np.float32), tile.x0, tile.y0)
-        progress((done + 1) / total)
+    with bounded_gdal_cache():
+        for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
+            if is_canceled():
+                raise Canceled()
+            arrays = [None if spec is None else
+                      raster.read_window(spec.path, *tile.read_window, bands=spec.bands)
+                      for spec in inputs]
+            result = function(*arrays)
+            present = [a for a in arrays if a is not None]
+            if present:
+                result = np.where(raster.valid_mask(*present), result, np.nan)
+            output.write(tile.crop(result).astype(np.float32), tile.x0, tile.y0)
+            progress((done + 1) / total)
+
+
+@contextmanager
+def bounded_gdal_cache(limit: int = GDAL_CACHE_BYTES):
+    """Cap GDAL's block cache while streaming, so memory depends on the tile size only."""
+    previous = gdal.GetCacheMax()
+    gdal.SetCacheMax(min(previous, limit))
+    try:
+        yield
+    finally:
+        gdal.SetCacheMax(previous)
