@@ -173,14 +173,7 @@ def run_tiled_files(inputs: Sequence[Optional[str]], output: str, like: str,
                     is_canceled: Callable[[], bool] = tiling.never_canceled) -> str:
     """Stream ``inputs`` through ``function`` with ``core.tiling.process_tiled`` into an
     ``AtomicGeoTiff`` encoded like the raster ``like`` (the fine input)."""
-    info = raster.raster_info(like)
-    for path in inputs:
-        if path is None:
-            continue
-        other = raster.raster_info(path)
-        why = info.grid.mismatch(other.grid)
-        if why:
-            raise raster.RasterError(f"'{path}' is not on the grid of '{like}': {why}")
+    info = raster.check_same_grid(like, inputs, same_bands=False)
     band_count = len(bands) if bands else info.band_count
     names = [info.band_names[b - 1] for b in bands] if bands else list(info.band_names)
     specs = [None if p is None else tiling.InputSpec(str(p), bands) for p in inputs]

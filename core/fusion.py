@@ -440,20 +440,10 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     progress = progress or tiling.no_progress
     is_canceled = is_canceled or tiling.never_canceled
     say = log or (lambda _m: None)
-    info = raster.raster_info(fine_t1)
     paths = [fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3]
     if (fine_t3 is None) != (coarse_t3 is None):
         raise ValueError("give both fine_t3 and coarse_t3, or neither")
-    for p in paths[1:]:
-        if p is None:
-            continue
-        other = raster.raster_info(p)
-        why = info.grid.mismatch(other.grid)
-        if why:
-            raise raster.RasterError(f"'{p}' is not on the grid of '{fine_t1}': {why}")
-        if other.band_count != info.band_count:
-            raise raster.RasterError(f"'{p}' has {other.band_count} bands, "
-                                     f"'{fine_t1}' has {info.band_count}")
+    info = raster.check_same_grid(fine_t1, paths[1:])
     wanted = resolve_architecture(architecture) if architecture else None
     if model_path is None and wanted == "paper":
         model, meta = None, {"architecture": "paper", "band_count": info.band_count,

@@ -135,6 +135,23 @@ def read_raster(path: str, bands: Optional[Sequence[int]] = None) -> np.ndarray:
     return read_window(path, bands=bands)
 
 
+def check_same_grid(reference: str, others, same_bands: bool = True) -> RasterInfo:
+    """Raise RasterError unless every path in ``others`` (None skipped) is on the grid of
+    ``reference`` (and, with ``same_bands``, has its band count); returns its info."""
+    info = raster_info(reference)
+    for path in others:
+        if path is None:
+            continue
+        other = raster_info(path)
+        why = info.grid.mismatch(other.grid)
+        if why:
+            raise RasterError(f"'{path}' is not on the grid of '{reference}': {why}")
+        if same_bands and other.band_count != info.band_count:
+            raise RasterError(f"'{path}' has {other.band_count} bands, "
+                              f"'{reference}' has {info.band_count}")
+    return info
+
+
 def valid_mask(*images: np.ndarray) -> np.ndarray:
     """Pixels where every band of every image is finite."""
     mask = np.ones(images[0].shape[-2:], dtype=bool)

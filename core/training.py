@@ -312,16 +312,7 @@ def _read_pairs(pairs, log):
     from . import fusion, raster
     if not pairs:
         raise ValueError("give at least one (fine, coarse) pair")
-    info = raster.raster_info(pairs[0][0])
-    for fine, coarse in pairs:
-        for p in (fine, coarse):
-            other = raster.raster_info(p)
-            why = info.grid.mismatch(other.grid)
-            if why:
-                raise raster.RasterError(f"'{p}' is not on the grid of '{pairs[0][0]}': {why}")
-            if other.band_count != info.band_count:
-                raise raster.RasterError(f"'{p}' has {other.band_count} bands, "
-                                         f"'{pairs[0][0]}' has {info.band_count}")
+    info = raster.check_same_grid(pairs[0][0], [p for pair in pairs for p in pair])
     ratio = fusion.scale_ratio_for(info)
     wins = fusion._sample_windows((info.grid.height, info.grid.width),
                                   align=max(1, int(round(ratio))))

@@ -10,8 +10,9 @@ PLUGINS = ROOT / "build" / "plugins"
 PLUGINS.mkdir(parents=True, exist_ok=True)
 if not (PLUGINS / "stfusion").exists():
     os.symlink(ROOT, PLUGINS / "stfusion")
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
+for path in (PLUGINS, ROOT / "tests"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 

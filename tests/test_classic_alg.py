@@ -6,7 +6,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException
 
-from stfusion.core import raster
+from stfusion.core import metrics, raster
 
 INT16 = raster.OutputEncoding(gdal.GDT_Int16, -9999, 0.0001)
 
@@ -62,7 +62,9 @@ def test_beats_the_coarse_change_on_the_sample(stfusion_provider, sample_scene, 
         sample_scene.fine[d0], sample_scene.coarse[d0], sample_scene.coarse[d1],
         sample_scene.fine[d1]))
     fused = run(algorithm, sample_scene, tmp_path)
-    rmse = lambda a: float(np.mean(np.sqrt(np.nanmean((a - f2) ** 2, axis=(1, 2)))))
+    def rmse(prediction):
+        return float(metrics.rmse(prediction, f2).mean())
+
     assert rmse(fused) < rmse(f1 + c2 - c1) < rmse(f1)
 
 

@@ -1,5 +1,4 @@
 """stfusion:fuse through QGIS Processing: outputs, seams, nodata, cancel and bad input."""
-import hashlib
 import os
 
 import numpy as np
@@ -7,7 +6,8 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from stfusion.core import raster
+from helpers import checksum
+from stfusion.core import metrics, raster
 
 
 def fuse(scene, tmp_path, name="fused.tif", feedback=None, **overrides):
@@ -17,11 +17,6 @@ def fuse(scene, tmp_path, name="fused.tif", feedback=None, **overrides):
                   "COARSE_T2": scene.coarse[d1], "OUTPUT": str(tmp_path / name)}
     parameters.update(overrides)
     return processing.run("stfusion:fuse", parameters, feedback=feedback)
-
-
-def checksum(path):
-    with open(path, "rb") as handle:
-        return hashlib.md5(handle.read()).hexdigest()
 
 
 def test_fused_image_is_on_the_fine_grid_and_beats_the_coarse_change(
@@ -39,7 +34,9 @@ def test_fused_image_is_on_the_fine_grid_and_beats_the_coarse_change(
     assert out_info.band_names == fine_info.band_names
     f1, c1, c2, f2 = (raster.read_raster(p) for p in inputs + [small_scene.fine[d1]])
     fused = raster.read_raster(results["OUTPUT"])
-    rmse = lambda a: float(np.mean(np.sqrt(np.mean((a - f2) ** 2, axis=(1, 2)))))
+    def rmse(prediction):
+        return float(metrics.rmse(prediction, f2).mean())
+
     assert rmse(fused) < rmse(f1 + c2 - c1)
     assert results["RMSE"] == pytest.approx(rmse(fused), rel=0.02)
     assert os.path.exists(results["REPORT"])

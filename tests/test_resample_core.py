@@ -1,5 +1,4 @@
 """core.resample: raw MODIS (sinusoidal, MOD09 order, fill values) onto the Landsat grid."""
-import hashlib
 import math
 import os
 
@@ -7,27 +6,12 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
+from helpers import checksum, shifted_copy
 from stfusion.core import raster, resample, sample_scene as ss
 from stfusion.core.tiling import Canceled
 
 DATE = ss.DATES[0]
 INJECTED = (0.3, -0.2)  # coarse pixels along MODIS columns / rows
-
-
-def checksum(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
-def shifted_copy(path, target, shift):
-    """A copy of ``path`` whose geotransform is moved by ``shift`` (x, y) pixels."""
-    ds = gdal.Translate(str(target), path)
-    gt = list(ds.GetGeoTransform())
-    gt[0] += shift[0] * gt[1] + shift[1] * gt[2]
-    gt[3] += shift[0] * gt[4] + shift[1] * gt[5]
-    ds.SetGeoTransform(gt)
-    ds = None
-    return str(target)
 
 
 def box_mean(image, width):

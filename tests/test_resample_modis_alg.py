@@ -1,29 +1,14 @@
 """stfusion:resample_modis through QGIS Processing (processing.run), as models use it."""
-import hashlib
 
 import numpy as np
 import pytest
 from osgeo import gdal
 
+from helpers import checksum, shifted_copy
 from stfusion.core import raster, sample_scene as ss
 
 ALG = "stfusion:resample_modis"
 DATE = ss.DATES[1]
-
-
-def checksum(path):
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
-
-
-def shifted_copy(path, target, shift):
-    ds = gdal.Translate(str(target), path)
-    gt = list(ds.GetGeoTransform())
-    gt[0] += shift[0] * gt[1]
-    gt[3] += shift[1] * gt[5]
-    ds.SetGeoTransform(gt)
-    ds = None
-    return str(target)
 
 
 @pytest.fixture(scope="module")
