@@ -18,7 +18,8 @@ weights: setup
 	@source scripts/env.sh && $(PY) scripts/train_default_weights.py
 
 benchmarks: setup
-	@source scripts/env.sh && $(PY) benchmarks/run_all.py
+	@source scripts/env.sh && $(PY) benchmarks/accuracy.py && $(PY) benchmarks/train_speed.py \
+	  && $(PY) benchmarks/speed_memory.py --sizes 2000 4000 8000
 
 zip:
 	@mkdir -p build && rm -f build/stfusion.zip

@@ -15,7 +15,7 @@ from . import raster
 
 DEFAULT_TILE = 512
 # GDAL's block cache (default: 5 % of RAM) would otherwise grow with the scene
-GDAL_CACHE_BYTES = 64 << 20
+GDAL_CACHE_BYTES = 128 << 20
 
 
 class Canceled(Exception):
