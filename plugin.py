@@ -29,12 +29,12 @@ class StfusionPlugin:
         action = QAction(QIcon(ICON_PATH), "Fuse Landsat and MODIS (background task)…",
                          self.iface.mainWindow())
         action.triggered.connect(self.runner.open_dialog)
-        self.iface.addPluginToRasterMenu(MENU, action)
+        self.iface.addPluginToMenu(MENU, action)
         self.actions.append(action)
 
     def unload(self):
         for action in self.actions:
-            self.iface.removePluginRasterMenu(MENU, action)
+            self.iface.removePluginMenu(MENU, action)
         self.actions = []
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
