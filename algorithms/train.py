@@ -12,9 +12,11 @@ HELP = """Trains a fusion model on fine/coarse image pairs and saves it for stfu
 
 FINE: fine (Landsat) images, one per date.
 COARSE: coarse (MODIS) images on the same grid, the same dates in the same order.
-ARCHITECTURE: "default" (the project's best model) or "paper" (the paper's regression DCNN on
-3x3 patches with convolution, pooling and fully connected layers, trained on patches sampled by
-colour, edge and pixel statistics).
+ARCHITECTURE: "default" (the project's best model: a band-agnostic CNN that blends physically
+based change candidates; it learns how the scene changes between dates, so give at least two
+dates) or "paper" (the paper's regression DCNN on 3x3 patches with convolution, pooling and
+fully connected layers, trained on patches sampled by colour, edge and pixel statistics; one
+pair is enough).
 EPOCHS, BATCH_SIZE, LEARNING_RATE, MOMENTUM, WEIGHT_DECAY: SGD with momentum and mean squared
 error loss; the defaults are the paper's Table 1.
 DEVICE: auto (GPU when available), cpu or cuda. SEED: same seed, data and device give the same
