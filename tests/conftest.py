@@ -39,9 +39,13 @@ def shared_data():
     return SHARED_DATA
 
 
-@pytest.fixture(scope="session")
+_REGISTERED = []  # Python must keep providers alive, as the plugin does with self.provider
+
+
+@pytest.fixture
 def stfusion_provider(qgis_app, qgis_processing):
-    """Processing initialised (pytest-qgis) with the stfusion provider registered once."""
+    """Processing initialised (pytest-qgis) with the stfusion provider registered (again, if a
+    test unloaded the plugin)."""
     from qgis.core import QgsApplication
     from stfusion.processing_provider.provider import StfusionProvider
     registry = QgsApplication.processingRegistry()
@@ -49,6 +53,7 @@ def stfusion_provider(qgis_app, qgis_processing):
     if provider is None:
         provider = StfusionProvider()
         registry.addProvider(provider)
+        _REGISTERED.append(provider)
     return provider
 
 

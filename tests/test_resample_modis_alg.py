@@ -11,7 +11,7 @@ ALG = "stfusion:resample_modis"
 DATE = ss.DATES[1]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def run(stfusion_provider):
     import processing
     return lambda parameters: processing.run(ALG, parameters)
