@@ -81,7 +81,7 @@ def run_chunks(function: Callable[[int, int, int, int], None], height: int, widt
     threads = min(THREADS if threads is None else threads, len(boxes))
 
     def one(box):
-        check_canceled(is_canceled)
+        tiling.check_canceled(is_canceled)
         function(*box)
 
     if threads <= 1:
@@ -91,11 +91,6 @@ def run_chunks(function: Callable[[int, int, int, int], None], height: int, widt
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for future in [pool.submit(one, box) for box in boxes]:
             future.result()
-
-
-def check_canceled(is_canceled: Optional[Callable[[], bool]]) -> None:
-    if is_canceled is not None and is_canceled():
-        raise tiling.Canceled()
 
 
 class BandMoments:

@@ -202,7 +202,7 @@ def prepare(f1, c1, c2, params: FsdafParams = FsdafParams(),
     # pass 1: band moments of F1 and a strided subsample for the classification
     moments, samples = None, []
     for y0, y1, (a1, b1, b2) in source.strips(rows):
-        common.check_canceled(is_canceled)
+        tiling.check_canceled(is_canceled)
         valid = common.valid_mask(a1, b1, b2)
         if moments is None:
             moments = common.BandMoments(a1.shape[0])
@@ -226,7 +226,7 @@ def prepare(f1, c1, c2, params: FsdafParams = FsdafParams(),
     c2_min = np.full(nb, np.inf)
     c2_max = np.full(nb, -np.inf)
     for y0, y1, (a1, b1, b2) in source.strips(rows):
-        common.check_canceled(is_canceled)
+        tiling.check_canceled(is_canceled)
         valid = common.valid_mask(a1, b1, b2)
         labels = np.where(valid, classify(np.nan_to_num(a1), centers), -1)
         by0 = y0 // s
@@ -661,7 +661,7 @@ def predict_prepared(state: FsdafState, f1, c1, c2,
     out = np.full(f1.shape, np.nan, np.float32)
     tiles = list(tiling.iter_tiles(width, height, tile_size, h))
     for i, tile in enumerate(tiles):
-        common.check_canceled(is_canceled)
+        tiling.check_canceled(is_canceled)
         x, y, w, hh = tile.read_window
         arrays = [common.array_window(a, x, y, w, hh) for a in (f1, c1, c2)]
         result = predict_tile(state, *arrays, origin=(x, y), halo=h, is_canceled=is_canceled)

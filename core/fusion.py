@@ -392,8 +392,7 @@ def fuse_arrays(state: FusionState, f1, c1, c2, f3=None, c3=None, tile_size: int
         return buf
 
     for done, t in enumerate(tiling.iter_tiles(cols, rows, tile_size, h)):
-        if is_canceled():
-            raise tiling.Canceled()
+        tiling.check_canceled(is_canceled)
         res = fuse_tile(state, *(window(a, t) for a in (f1, c1, c2, f3, c3)), margin=h)
         out[:, t.y0:t.y0 + t.height, t.x0:t.x0 + t.width] = t.crop(res)
         progress((done + 1) / total)

@@ -40,7 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from . import raster
-from .tiling import Canceled, DEFAULT_TILE, iter_tiles, tile_count
+from .tiling import DEFAULT_TILE, check_canceled, iter_tiles, tile_count
 
 METRICS = ("RMSE", "MAE", "R2", "rMAE", "Edge", "SSIM", "ERGAS", "SAM", "CC", "PSNR")
 MULTIBAND = ("SAM",)  # no per-band value
@@ -510,8 +510,7 @@ def evaluate_files(prediction: str, reference: str, coarse: Optional[str] = None
 
     # pass 1: sums, range, Edge (halo 1: the Roberts cross looks one pixel right and down)
     for tile in iter_tiles(width, height, tile_size, halo=1):
-        if is_canceled():
-            raise Canceled()
+        check_canceled(is_canceled)
         ref, others, valid = read(tile)
         core = tile.crop(valid)
         below = valid[1:, 1:]  # from the core's origin to one past its end
@@ -535,8 +534,7 @@ def evaluate_files(prediction: str, reference: str, coarse: Optional[str] = None
     # pass 2: SSIM (halo = window radius) and the predicted-vs-reference histograms
     r = SSIM_RADIUS
     for tile in iter_tiles(width, height, tile_size, halo=r):
-        if is_canceled():
-            raise Canceled()
+        check_canceled(is_canceled)
         ref, others, valid = read(tile)
         core = tile.crop(valid)
         r_core = tile.crop(ref)

@@ -31,7 +31,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from . import raster
-from .tiling import Canceled, iter_tiles, never_canceled, no_progress, tile_count
+from .tiling import check_canceled, iter_tiles, never_canceled, no_progress, tile_count
 
 gdal.UseExceptions()
 
@@ -363,8 +363,7 @@ def estimate_shift(modis_path: str, reference_path: str, bands: BandSpec = MOD09
     if all(v is not None for v in fine_nodata):
         options["srcNodata"] = " ".join(repr(float(v)) for v in fine_nodata)
     gdal.Warp(subgrid, fine_vrt, **options)
-    if is_canceled():
-        raise Canceled()
+    check_canceled(is_canceled)
     fine = subgrid.ReadAsArray().astype(np.float64).reshape(pairs, sub_h, sub_w)
     subgrid = fine_vrt = None
     valid_fine = np.isfinite(fine).all(axis=0)
@@ -407,8 +406,7 @@ def estimate_shift(modis_path: str, reference_path: str, bands: BandSpec = MOD09
     if lattice[-1] != reach:
         lattice.append(reach)
     best = max(((i, j) for j in lattice for i in lattice), key=lambda ij: score(*ij))
-    if is_canceled():
-        raise Canceled()
+    check_canceled(is_canceled)
     for _ in range(4):  # climb on the unit lattice until the best is a local maximum
         bi, bj = best
         neighbours = [(i, j) for j in range(max(-reach, bj - step), min(reach, bj + step) + 1)
@@ -486,8 +484,7 @@ def resample_to_grid(modis_path: str, reference_path: str, output_path: str,
                               f"window (+-{max_shift} coarse pixels); the true "
                               "misregistration may be larger")
         progress(estimate_share)
-    if is_canceled():
-        raise Canceled()
+    check_canceled(is_canceled)
 
     source = _source_vrt(modis, bands, (result.shift_x, result.shift_y))
     scale = np.array([modis.scale[b - 1] for b in bands], np.float32)[:, None, None]
@@ -498,8 +495,7 @@ def resample_to_grid(modis_path: str, reference_path: str, output_path: str,
     with raster.AtomicGeoTiff(output_path, grid, len(bands), encoding,
                               result.band_names) as out:
         for done, tile in enumerate(iter_tiles(grid.width, grid.height, tile_size)):
-            if is_canceled():
-                raise Canceled()
+            check_canceled(is_canceled)
             origin = _pixel_to_map(grid.geotransform, tile.x0, tile.y0)
             gt = grid.geotransform
             target = _mem_dataset(tile.width, tile.height, len(bands),

@@ -98,7 +98,7 @@ def prepare(f1, c1, c2, f3=None, c3=None, params: StarfmParams = StarfmParams(),
     source = common.Source([f1, c1, c2, f3, c3], bands)
     moments = None
     for y0, y1, (a1, b1, b2, a3, b3) in source.strips():
-        common.check_canceled(is_canceled)
+        tiling.check_canceled(is_canceled)
         valid = common.valid_mask(a1, b1, b2, a3, b3)
         fines = [a1] + ([a3] if a3 is not None else [])
         if moments is None:
@@ -232,7 +232,7 @@ def predict(f1: np.ndarray, c1: np.ndarray, c2: np.ndarray, f3: Optional[np.ndar
     out = np.full(f1.shape, np.nan, np.float32)
     tiles = list(tiling.iter_tiles(width, height, tile_size, h))
     for i, tile in enumerate(tiles):
-        common.check_canceled(is_canceled)
+        tiling.check_canceled(is_canceled)
         x, y, w, hh = tile.read_window
         arrays = [None if a is None else common.array_window(a, x, y, w, hh) for a in (f1, c1, c2, f3, c3)]
         result = predict_tile(state, *arrays, halo=h, is_canceled=is_canceled)

@@ -53,6 +53,12 @@ def tile_count(width: int, height: int, tile_size: int = DEFAULT_TILE) -> int:
     return -(-width // tile_size) * -(-height // tile_size)
 
 
+def check_canceled(is_canceled: Optional[Callable[[], bool]]) -> None:
+    """Raise Canceled when the user asked to stop (``is_canceled`` may be None)."""
+    if is_canceled is not None and is_canceled():
+        raise Canceled()
+
+
 def no_progress(_fraction: float) -> None:
     pass
 
@@ -83,8 +89,7 @@ def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGe
     total = tile_count(*grid, tile_size)
     with bounded_gdal_cache():
         for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
-            if is_canceled():
-                raise Canceled()
+            check_canceled(is_canceled)
             arrays = [None if spec is None else
                       raster.read_window(spec.path, *tile.read_window, bands=spec.bands)
                       for spec in inputs]

@@ -34,11 +34,6 @@ PAPER_MAX_PATCHES = 20000
 PAPER_BINS = 4
 
 
-def _check(is_canceled):
-    if is_canceled is not None and is_canceled():
-        raise tiling.Canceled()
-
-
 class _Deterministic:
     def __init__(self, torch, seed):
         self.torch, self.seed = torch, seed
@@ -134,7 +129,7 @@ def _train_paper(pairs, epochs, batch_size, lr, momentum, weight_decay, seed, pr
         perm = tr[rng.permutation(len(tr))]
         total = 0.0
         for i in range(0, len(perm), batch_size):
-            _check(is_canceled)
+            tiling.check_canceled(is_canceled)
             idx = torch.from_numpy(perm[i:i + batch_size]).to(device)
             loss = loss_fn(model(X[idx]), Y[idx])
             opt.zero_grad()
@@ -180,7 +175,7 @@ def stfnet_examples(pairs, scale_ratio: float, is_canceled=None, seed: int = 0,
     examples = []
     for scene in _as_scenes(pairs):
         for (fi, ci), (fj, cj) in itertools.permutations(scene, 2):
-            _check(is_canceled)
+            tiling.check_canceled(is_canceled)
             st = fusion._pair_stats([fi], [cj - ci], scale_ratio, int(opts["classes"]), seed)
             tt = st.tensors(torch, "cpu")
             t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa
@@ -243,7 +238,7 @@ def _train_stfnet(pairs, epochs, batch_size, lr, momentum, weight_decay, seed, p
         model.train()
         total = 0.0
         for _ in range(steps_per_epoch):
-            _check(is_canceled)
+            tiling.check_canceled(is_canceled)
             xb, yb = _patch_batch(examples, rng, batch_size, patch)
             xb, yb = torch.from_numpy(xb).to(device), torch.from_numpy(yb).to(device)
             loss = _masked_mse(torch, _run(model, torch, xb, yb), yb)
@@ -340,7 +335,7 @@ def train_files(pairs: Sequence[Tuple[str, str]], output_model: str,
     architecture = resolve_architecture(architecture)
     say = log or (lambda _m: None)
     dates, info, ratio = _read_pairs(list(pairs), log)
-    _check(is_canceled)
+    tiling.check_canceled(is_canceled)
     kwargs = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                   momentum=momentum, weight_decay=weight_decay, device=device, seed=seed,
                   progress=progress, is_canceled=is_canceled)

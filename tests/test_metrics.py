@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, osr
 
-from stfusion.core import metrics, raster, report
+from stfusion.core import metrics, raster, report, tiling
 
 CASE0 = ("2001-10-08", "2001-10-17")
 
@@ -215,7 +215,7 @@ def test_progress_and_cancel(tmp_path):
     seen = []
     metrics.evaluate_files(path, path, progress=seen.append, tile_size=8)
     assert seen == sorted(seen) and seen[-1] == 1.0 and len(seen) >= 18
-    with pytest.raises(metrics.Canceled):
+    with pytest.raises(tiling.Canceled):
         metrics.evaluate_files(path, path, is_canceled=lambda: True)
 
 
