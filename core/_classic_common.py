@@ -1,6 +1,5 @@
 """Helpers shared by the classic baselines (``starfm``, ``fsdaf``): validity, padding,
-window offsets, block-wise statistics passes over arrays or GeoTIFFs, and the tiled
-GeoTIFF runner.
+window offsets and block-wise statistics passes over arrays or GeoTIFFs.
 """
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -157,26 +156,6 @@ class Source:
 def subsample_stride(height: int, width: int, max_pixels: int) -> int:
     """Stride (same along rows and columns) so that about max_pixels pixels are kept."""
     return max(1, int(np.ceil(np.sqrt(height * width / float(max_pixels)))))
-
-
-# ---- tiled GeoTIFF output --------------------------------------------------------------
-
-def run_tiled_files(inputs: Sequence[Optional[str]], output: str, like: str,
-                    function: Callable[..., np.ndarray], halo: int, tile_size: int,
-                    bands: Optional[Sequence[int]] = None,
-                    progress: Callable[[float], None] = tiling.no_progress,
-                    is_canceled: Callable[[], bool] = tiling.never_canceled) -> str:
-    """Stream ``inputs`` through ``function`` with ``core.tiling.process_tiled`` into an
-    ``AtomicGeoTiff`` encoded like the raster ``like`` (the fine input)."""
-    info = raster.check_same_grid(like, inputs, same_bands=False)
-    band_count = len(bands) if bands else info.band_count
-    names = [info.band_names[b - 1] for b in bands] if bands else list(info.band_names)
-    specs = [None if p is None else tiling.InputSpec(str(p), bands) for p in inputs]
-    with raster.AtomicGeoTiff(output, info.grid, band_count,
-                              raster.OutputEncoding.like(info), names) as out:
-        tiling.process_tiled(specs, out, function, halo=halo, tile_size=tile_size,
-                             progress=progress, is_canceled=is_canceled)
-    return output
 
 
 def sub_progress(progress: Callable[[float], None], start: float,

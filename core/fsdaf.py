@@ -691,6 +691,6 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
         # read windows start at tile.x0 - h and tile.y0 - h: multiples of s
         return predict_tile(state, a1, b1, b2, origin=(0, 0), halo=h, is_canceled=is_canceled)
 
-    return common.run_tiled_files([fine_t1, coarse_t1, coarse_t2], output, fine_t1, function,
-                                  h, tile_size, bands, common.sub_progress(progress, 0.1, 1.0),
-                                  is_canceled)
+    return tiling.process_files([fine_t1, coarse_t1, coarse_t2], output, fine_t1, function,
+                                h, tile_size, bands, common.sub_progress(progress, 0.1, 1.0),
+                                is_canceled)

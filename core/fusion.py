@@ -468,13 +468,10 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     tile_size = -(-int(tile_size) // m) * m
     total = tiling.tile_count(info.grid.width, info.grid.height, tile_size)
     say(f"fusing {total} tile(s) of {tile_size} px (halo {halo(state)} px)")
-    specs = [None if p is None else tiling.InputSpec(p) for p in paths]
-    encoding = raster.OutputEncoding.like(info)
-    with raster.AtomicGeoTiff(output, info.grid, info.band_count, encoding,
-                              info.band_names) as out:
-        h = halo(state)
-        tiling.process_tiled(specs, out, lambda *a: fuse_tile(state, *a, margin=h), h,
-                             tile_size, lambda f: progress(0.2 + 0.8 * f), is_canceled)
+    h = halo(state)
+    tiling.process_files(paths, output, fine_t1, lambda *a: fuse_tile(state, *a, margin=h), h,
+                         tile_size, progress=lambda f: progress(0.2 + 0.8 * f),
+                         is_canceled=is_canceled)
     seconds = time.time() - started
     cnn = bool(state.use_cnn) if state.architecture == "stfnet" else True
     summary = {"architecture": state.architecture, "cnn_used": cnn, "scale_ratio": ratio,

@@ -257,6 +257,6 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     def function(a1, b1, b2, a3, b3):
         return predict_tile(state, a1, b1, b2, a3, b3, halo=h, is_canceled=is_canceled)
 
-    return common.run_tiled_files([fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3],
-                                  output, fine_t1, function, h, tile_size, bands,
-                                  common.sub_progress(progress, 0.05, 1.0), is_canceled)
+    return tiling.process_files([fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3],
+                                output, fine_t1, function, h, tile_size, bands,
+                                common.sub_progress(progress, 0.05, 1.0), is_canceled)

@@ -101,6 +101,23 @@ def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGe
             progress((done + 1) / total)
 
 
+def process_files(inputs: Sequence[Optional[str]], output: str, like: str,
+                  function: Callable[..., np.ndarray], halo: int = 0,
+                  tile_size: int = DEFAULT_TILE, bands: Optional[Sequence[int]] = None,
+                  progress: Callable[[float], None] = no_progress,
+                  is_canceled: Callable[[], bool] = never_canceled) -> str:
+    """``process_tiled`` from GeoTIFF paths (None for an absent input) into ``output``,
+    encoded like the raster ``like`` (the fine input) with its band names."""
+    info = raster.check_same_grid(like, inputs, same_bands=False)
+    band_count = len(bands) if bands else info.band_count
+    names = [info.band_names[b - 1] for b in bands] if bands else list(info.band_names)
+    specs = [None if p is None else InputSpec(str(p), bands) for p in inputs]
+    with raster.AtomicGeoTiff(output, info.grid, band_count,
+                              raster.OutputEncoding.like(info), names) as out:
+        process_tiled(specs, out, function, halo, tile_size, progress, is_canceled)
+    return output
+
+
 @contextmanager
 def bounded_gdal_cache(limit: int = GDAL_CACHE_BYTES):
     """Cap GDAL's block cache while streaming, so memory depends on the tile size only."""
