@@ -123,19 +123,21 @@ class GuidedFilter:
         self.vg = box_sum(block_sum(g * g * v, q), r) / self.cnt - self.mg * self.mg
         self.interp = Interp(h, w, q, self.bvalid) if q > 1 else None
 
-    def __call__(self, p: torch.Tensor) -> torch.Tensor:
+    def __call__(self, p: torch.Tensor, bands: slice = slice(None)) -> torch.Tensor:
+        """Filter ``p`` (n, h, w) with the guide bands ``bands`` (n of them)."""
         q, r, v = self.q, self.r, self.v
+        g, mg, vg = self.g[bands], self.mg[bands], self.vg[bands]
         mp = box_sum(block_sum(p * v, q), r) / self.cnt
-        cov = box_sum(block_sum(self.g * p * v, q), r) / self.cnt - self.mg * mp
-        a = cov / (self.vg + self.eps)
-        b = mp - a * self.mg
+        cov = box_sum(block_sum(g * p * v, q), r) / self.cnt - mg * mp
+        a = cov / (vg + self.eps)
+        b = mp - a * mg
         if self.interp is None:      # exact: average the coefficients over the window
             a = box_sum(a * v, r) / self.cnt
             b = box_sum(b * v, r) / self.cnt
-            return a * self.g + b
+            return a * g + b
         ab = self.interp.up(torch.cat([a, b]) * self.bvalid)
         n = p.shape[0]
-        return ab[:n] * self.g + ab[n:]
+        return ab[:n] * g + ab[n:]
 
 
 def sub_grid(s: int) -> int:
@@ -160,79 +162,96 @@ def classify(f: torch.Tensor, centres: torch.Tensor, mean: torch.Tensor,
     return d.argmin(0).reshape(h, w)
 
 
-def candidates(f1: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, stats: Dict,
-               s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4,
-               features: bool = False) -> Dict[str, torch.Tensor]:
-    """Candidate change fields (b, h, w) of one pair over one window (see module doc).
+class PairFields:
+    """Candidate change fields of one pair (F1, C1) and C2 over one window (see module doc).
 
+    The constructor does the band-independent work (validity, classes, homogeneity index,
+    the class-wise unmixing on the block grid); ``band(j)`` computes band j's fields, so only
+    one band's fine-grid temporaries are in memory at a time.
     ``stats``: tensors ``centres`` (k, b), ``mean``/``std`` (b,), ``global_change`` (k, b).
-    Returns ``valid`` (h, w) bool and ``dc``, ``gd``, ``gu``, ``gf`` (0 where invalid);
-    with ``features`` also ``hi`` (homogeneity index) and ``lstd`` (local std of F1).
     """
-    valid = torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0) & torch.isfinite(c2).all(0)
-    v = valid.float()
-    f = torch.where(valid, f1, 0.0)
-    dc = torch.where(valid, c2 - c1, 0.0)
-    b, h, w = f.shape
-    centres = stats["centres"]
-    k = centres.shape[0]
-    lab = torch.where(valid, classify(f, centres, stats["mean"], stats["std"]), 0)
-    oh = F.one_hot(lab, k).permute(2, 0, 1).float() * v
 
-    # block grid: class fractions and mean coarse change of every coarse pixel
-    nv = block_sum(v, s)
-    inv = 1.0 / nv.clamp_min(1.0)
-    bw = (nv > 0.5).float()
-    frac = block_sum(oh, s) * inv
-    dcb = block_sum(dc, s) * inv
-    # local unmixing: normal equations over window x window blocks, ridge to global change
-    wr = max(1, int(window) // 2)
-    cnt = box_sum(bw, wr).clamp_min(1.0)
-    iu = torch.triu_indices(k, k)
-    prods = box_sum(frac[iu[0]] * frac[iu[1]] * bw, wr) / cnt          # (npairs, nby, nbx)
-    m = torch.zeros(frac.shape[1], frac.shape[2], k, k, device=f.device)
-    m[:, :, iu[0], iu[1]] = prods.permute(1, 2, 0)
-    m[:, :, iu[1], iu[0]] = prods.permute(1, 2, 0)
-    m = m + ridge * torch.eye(k, device=f.device)
-    rhs = box_sum(frac[:, None] * dcb[None] * bw, wr) / cnt             # (k, b, nby, nbx)
-    rhs = rhs.permute(2, 3, 0, 1) + ridge * stats["global_change"]
-    sol = torch.linalg.solve(m, rhs)                                     # (nby, nbx, k, b)
-    explained = torch.einsum("kyx,yxkb->byx", frac, sol)
+    def __init__(self, f1: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, stats: Dict,
+                 s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4):
+        self.valid = valid = (torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0)
+                              & torch.isfinite(c2).all(0))
+        self.v = v = valid.float()
+        self.f = f = torch.where(valid, f1, 0.0)
+        self.c1, self.c2, self.s = c1, c2, s
+        b, h, w = f.shape
+        centres = stats["centres"]
+        k = centres.shape[0]
+        self.lab = torch.where(valid, classify(f, centres, stats["mean"], stats["std"]), 0)
+        oh = F.one_hot(self.lab, k).permute(2, 0, 1).float() * v
+        self.hi = (box_sum(oh, HI_RADIUS) * oh).sum(0) / box_sum(v, HI_RADIUS).clamp_min(1.0)
 
-    interp = Interp(h, w, s, bw)
-    own = interp.up_class(sol, lab) * v                                  # class change
-    u = own + interp.up(dcb - explained)
+        # block grid: class fractions and mean coarse change of every coarse pixel
+        nv = block_sum(v, s)
+        self.inv = 1.0 / nv.clamp_min(1.0)
+        bw = (nv > 0.5).float()
+        frac = block_sum(oh, s) * self.inv
+        del oh
+        self.dcb = torch.stack([block_sum(self.dc(j), s) for j in range(b)]) * self.inv
+        # local unmixing: normal equations over window x window blocks, ridge to global change
+        wr = max(1, int(window) // 2)
+        cnt = box_sum(bw, wr).clamp_min(1.0)
+        iu = torch.triu_indices(k, k)
+        prods = box_sum(frac[iu[0]] * frac[iu[1]] * bw, wr) / cnt        # (npairs, nby, nbx)
+        m = torch.zeros(frac.shape[1], frac.shape[2], k, k, device=f.device)
+        m[:, :, iu[0], iu[1]] = prods.permute(1, 2, 0)
+        m[:, :, iu[1], iu[0]] = prods.permute(1, 2, 0)
+        m = m + ridge * torch.eye(k, device=f.device)
+        rhs = box_sum(frac[:, None] * self.dcb[None] * bw, wr) / cnt       # (k, b, nby, nbx)
+        rhs = rhs.permute(2, 3, 0, 1) + ridge * stats["global_change"]
+        self.sol = torch.linalg.solve(m, rhs)                              # (nby, nbx, k, b)
+        self.explained = torch.einsum("kyx,yxkb->byx", frac, self.sol)
+        self.interp = Interp(h, w, s, bw)
+        q = sub_grid(s)
+        self.guided = GuidedFilter(f, v, max(1, round(max(1, s // 2) / q)), q, eps)
 
-    # FSDAF-style residual distribution (block residual of the temporal prediction)
-    rb = dcb - block_sum(own, s) * inv
-    c2b = block_sum(torch.where(valid, c2, 0.0), s) * inv
-    err = interp.up(c2b) - (f + own)                                     # "TPS" error
-    rblk = block_expand(rb, s, h, w)
-    n_hi = box_sum(v, HI_RADIUS).clamp_min(1.0)
-    hi = (box_sum(oh, HI_RADIUS) * oh).sum(0) / n_hi
-    err = torch.where(err * rblk < 0, 0.0, err.abs())
-    wgt = (err * hi + rblk.abs() * (1.0 - hi) + 1e-6) * v
+    def dc(self, j: int) -> torch.Tensor:
+        """The coarse change of band j (0 where invalid)."""
+        return torch.where(self.valid, self.c2[j] - self.c1[j], 0.0)
 
-    def normalise(x):
-        mean = block_expand(block_sum(x, s) * inv, s, h, w)
-        return torch.where(mean > 0, x / mean.clamp_min(1e-12), 1.0) * v
-    wgt = normalise(wgt)
-    wgt = normalise(torch.where(wgt > 10, 1.0, wgt))
-    fs = own + wgt * rblk
+    def band(self, j: int, features: bool = False) -> Dict[str, torch.Tensor]:
+        """Band j's fields (h, w), 0 where invalid: ``dc``, ``gd``, ``gu``, ``gf``; with
+        ``features`` also ``lstd`` (local std of F1) and ``hi`` (homogeneity index); and
+        ``valid``."""
+        s, v, f = self.s, self.v, self.f[j:j + 1]
+        h, w = v.shape
+        dc = self.dc(j)[None]
+        dcb = self.dcb[j:j + 1]
+        own = self.interp.up_class(self.sol[..., j:j + 1], self.lab) * v    # class change
+        u = own + self.interp.up(dcb - self.explained[j:j + 1])
 
-    gfilt = GuidedFilter(f, v, max(1, round(max(1, s // 2) / sub_grid(s))), sub_grid(s), eps)
-    out = dict(valid=valid, dc=dc, gd=gfilt(dc) * v, gu=gfilt(u) * v, gf=gfilt(fs) * v)
-    if features:
-        r = LOCAL_STD_RADIUS
-        n = box_sum(v, r).clamp_min(1.0)
-        mf = box_sum(f, r) / n
-        out["lstd"] = (box_sum(f * f, r) / n - mf * mf).clamp_min(0.0).sqrt() * v
-        out["hi"] = hi * v
-    return out
+        # FSDAF-style residual distribution (block residual of the temporal prediction)
+        rb = dcb - block_sum(own, s) * self.inv
+        c2b = block_sum(torch.where(self.valid, self.c2[j], 0.0), s)[None] * self.inv
+        err = self.interp.up(c2b) - (f + own)                               # "TPS" error
+        rblk = block_expand(rb, s, h, w)
+        err = torch.where(err * rblk < 0, 0.0, err.abs())
+        wgt = (err * self.hi + rblk.abs() * (1.0 - self.hi) + 1e-6) * v
+
+        def normalise(x):
+            mean = block_expand(block_sum(x, s) * self.inv, s, h, w)
+            return torch.where(mean > 0, x / mean.clamp_min(1e-12), 1.0) * v
+        wgt = normalise(wgt)
+        wgt = normalise(torch.where(wgt > 10, 1.0, wgt))
+        fs = own + wgt * rblk
+
+        guided = lambda x: (self.guided(x, slice(j, j + 1)) * v)[0]  # noqa: E731
+        out = dict(valid=self.valid, dc=dc[0], gd=guided(dc), gu=guided(u), gf=guided(fs))
+        if features:
+            r = LOCAL_STD_RADIUS
+            n = box_sum(v, r).clamp_min(1.0)
+            mf = box_sum(f, r) / n
+            out["lstd"] = ((box_sum(f * f, r) / n - mf * mf).clamp_min(0.0).sqrt() * v)[0]
+            out["hi"] = self.hi * v
+        return out
 
 
 def reach(s: int, window: int = 5) -> int:
-    """How far (fine pixels) ``candidates`` looks around a pixel: the halo it needs."""
+    """How far (fine pixels) ``PairFields`` looks around a pixel: the halo it needs."""
     q = sub_grid(s)
     rg = max(1, round(max(1, s // 2) / q))
     wr = max(1, int(window) // 2)

@@ -109,41 +109,49 @@ def unmixing_confidence(coarse_pixels: float, classes: int, window: int) -> floa
     return float(np.clip((coarse_pixels - k) / (full - k), 0.0, 1.0))
 
 
-def _pair_stats(windows_f: Sequence[np.ndarray], windows_dc: Sequence[np.ndarray],
-                ratio: float, classes: int, seed: int) -> PairStats:
+def _pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray],
+                windows_c2: Sequence[np.ndarray], ratio: float, classes: int,
+                seed: int) -> PairStats:
+    """Statistics of the pair (F, C) for the coarse image C2, all given as windows."""
     torch = require_torch()
     rng = np.random.default_rng(seed)
-    valid_pixels = []
-    for f, dc in zip(windows_f, windows_dc):
-        v = raster.valid_mask(f, dc)
-        valid_pixels.append(f[:, v].T)
-    x = np.concatenate(valid_pixels).astype(np.float64)
-    if len(x) == 0:
+    masks = [raster.valid_mask(*w) for w in zip(windows_f, windows_c, windows_c2)]
+    # valid pixels as (bands, n) float32; statistics band by band in float64 (bounded memory)
+    b, n = windows_f[0].shape[0], sum(int(v.sum()) for v in masks)
+    if n == 0:
         raise ValueError("no pixel is valid in all inputs")
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    sample = x[rng.choice(len(x), min(len(x), KMEANS_SAMPLE), replace=False)]
+    x = np.empty((b, n), np.float32)
+    start = 0
+    for f, v in zip(windows_f, masks):
+        x[:, start:start + int(v.sum())] = f[:, v]
+        start += int(v.sum())
+    mean = np.array([row.mean(dtype=np.float64) for row in x])
+    band_std = np.array([row.std(dtype=np.float64) for row in x])
+    std = band_std + 1e-6
+    sample = x[:, rng.choice(n, min(n, KMEANS_SAMPLE), replace=False)].T.astype(np.float64)
+    del x
     centres = phys.kmeans((sample - mean) / std, classes, seed=seed)
-    k, b = len(centres), x.shape[1]
+    k = len(centres)
     s = max(1, int(round(ratio)))
     a_sum, b_sum = np.zeros((k, k)), np.zeros((k, b))
     tc = torch.as_tensor(centres, dtype=torch.float32)
     tm, ts = (torch.as_tensor(a, dtype=torch.float32) for a in (mean, std))
-    for f, dc in zip(windows_f, windows_dc):
-        v = raster.valid_mask(f, dc)
+    for f, c, c2, v in zip(windows_f, windows_c, windows_c2, masks):
+        dc = np.where(v, c2 - c, 0).astype(np.float32)
         tv = torch.from_numpy(v)
         tf = torch.from_numpy(np.where(v, f, 0).astype(np.float32))
         lab = fast.classify(tf, tc, tm, ts)
         oh = torch.nn.functional.one_hot(lab, k).permute(2, 0, 1).float() * tv
         nv = fast.block_sum(tv.float(), s)
         frac = (fast.block_sum(oh, s) / nv.clamp_min(1)).reshape(k, -1).double().numpy()
-        dcb = (fast.block_sum(torch.from_numpy(np.where(v, dc, 0).astype(np.float32)), s)
+        dcb = (fast.block_sum(torch.from_numpy(dc), s)
                / nv.clamp_min(1)).reshape(b, -1).double().numpy()
         used = nv.reshape(-1).numpy() > 0.5
         a_sum += frac[:, used] @ frac[:, used].T
         b_sum += frac[:, used] @ dcb[:, used].T
     gchange = np.linalg.solve(a_sum + 1e-6 * np.trace(a_sum) * np.eye(k) + 1e-12 * np.eye(k),
                               b_sum)
-    return PairStats(centres, mean, std, gchange, x.std(0) + 1e-4)
+    return PairStats(centres, mean, std, gchange, band_std + 1e-4)
 
 
 def _as_list(a):
@@ -190,11 +198,8 @@ def prepare(model=None, metadata: Optional[Dict] = None, f1=None, c1=None, c2=No
     state = FusionState(architecture, model, metadata, band_count, float(scale_ratio),
                         use_cnn=use_cnn, options=opts, device=str(device))
     if architecture == "stfnet":
-        dc1 = [b - a for a, b in zip(c1, c2)]
-        state.pairs.append(_pair_stats(f1, dc1, scale_ratio, int(opts["classes"]), seed))
-        if f3 is not None:
-            dc3 = [b - a for a, b in zip(c3, c2)]
-            state.pairs.append(_pair_stats(f3, dc3, scale_ratio, int(opts["classes"]), seed))
+        for f, c in [(f1, c1)] + ([(f3, c3)] if f3 is not None else []):
+            state.pairs.append(_pair_stats(f, c, c2, scale_ratio, int(opts["classes"]), seed))
         seen = sum(a.shape[1] * a.shape[2] for a in f1)
         valid = sum(int(raster.valid_mask(a, b, c).sum()) for a, b, c in zip(f1, c1, c2))
         total = float(scene_pixels) if scene_pixels else float(seen)
@@ -248,45 +253,57 @@ def tile_multiple(state: FusionState) -> int:
     return fast.alignment(state.block) if state.architecture == "stfnet" else 1
 
 
-def stfnet_inputs(torch, cand: Dict, f1, scale, alpha: float):
-    """Candidates (bands, n, h, w) and CNN features (bands, C, h, w), per-band normalised."""
+def shrink_unmixing(fields: Dict, alpha: float) -> None:
+    """Small-scene fallback, in place: the unmixing candidates pulled towards ``gd``."""
     if alpha < 1.0:
         for key in ("gu", "gf"):
-            cand[key] = alpha * cand[key] + (1.0 - alpha) * cand["gd"]
-    s = scale[:, None, None]
-    f = torch.where(cand["valid"], f1, 0.0)
-    cands = torch.stack([cand[k] / s for k in ("dc", "gd", "gu", "gf")], 1)
-    extra = torch.stack([f / s, cand["lstd"] / s, (cand["dc"] - cand["gd"]).abs() / s,
-                         (cand["gu"] - cand["gf"]).abs() / s,
-                         cand["hi"].expand_as(f)], 1)
-    return torch.cat([cands, extra], 1)
+            fields[key] = alpha * fields[key] + (1.0 - alpha) * fields["gd"]
+
+
+def stfnet_band_inputs(torch, fields: Dict, f1_band, scale):
+    """CNN input (C, h, w) of one band from its ``PairFields.band`` fields (with features):
+    candidates and features divided by the band scale, and the homogeneity index."""
+    dc, gd, gu, gf = (fields[k] for k in ("dc", "gd", "gu", "gf"))
+    f = torch.where(fields["valid"], f1_band, 0.0)
+    scaled = torch.stack([dc, gd, gu, gf, f, fields["lstd"], (dc - gd).abs(),
+                          (gu - gf).abs()]) / scale
+    return torch.cat([scaled, fields["hi"][None]])
+
+
+def stfnet_inputs(torch, pair: "fast.PairFields", f1, scale, alpha: float):
+    """CNN inputs of all bands (bands, C, h, w), after the small-scene fallback (training)."""
+    inputs = []
+    for j in range(f1.shape[0]):
+        fields = pair.band(j, features=True)
+        shrink_unmixing(fields, alpha)
+        inputs.append(stfnet_band_inputs(torch, fields, f1[j], scale[j]))
+    return torch.stack(inputs)
 
 
 def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0):
-    """Prediction (bands, h, w) tensor (NaN where invalid) and the validity mask. The CNN
-    runs band by band and only inside ``margin`` (the caller discards the margin)."""
+    """Prediction (bands, h, w) tensor (NaN where invalid) and the validity mask, band by
+    band (one band's fields in memory at a time). The CNN runs only inside ``margin`` (the
+    caller discards the margin)."""
     torch = require_torch()
     st = state.pairs[index].tensors(torch, state.device)
-    cand = fast.candidates(f1, c1, c2, st, state.block, int(state.options["window"]),
-                           float(state.options["ridge"]), float(state.options["eps"]),
-                           features=state.use_cnn)
-    valid = cand["valid"]
-    if state.use_cnn:
-        h, w = valid.shape
-        m = max(0, min(int(margin) - 1, (h - 1) // 2, (w - 1) // 2))  # keep the CNN's reach
-        core = (slice(m, h - m), slice(m, w - m))
-        cand = {k: v[(Ellipsis,) + core] for k, v in cand.items()}
-        x = stfnet_inputs(torch, cand, f1[(slice(None),) + core], st["band_scale"],
-                          state.alpha)
-        mask = cand["valid"].float()[None, None]
-        change = torch.full(f1.shape, float("nan"), device=f1.device)
+    pair = fast.PairFields(f1, c1, c2, st, state.block, int(state.options["window"]),
+                           float(state.options["ridge"]), float(state.options["eps"]))
+    valid = pair.valid
+    h, w = valid.shape
+    m = max(0, min(int(margin) - 1, (h - 1) // 2, (w - 1) // 2))  # keep the CNN's reach
+    core = (slice(m, h - m), slice(m, w - m))
+    mask = valid[core].float()[None, None]
+    change = torch.full(f1.shape, float("nan"), device=f1.device)
+    for j in range(f1.shape[0]):
+        fields = pair.band(j, features=state.use_cnn)
+        shrink_unmixing(fields, state.alpha)
+        if not state.use_cnn:
+            change[j] = fields["gf"]
+            continue
+        fields = {k: v[core] for k, v in fields.items()}
+        x = stfnet_band_inputs(torch, fields, f1[j][core], st["band_scale"][j])
         with torch.no_grad():
-            for b in range(x.shape[0]):
-                change[(b,) + core] = state.model(x[b:b + 1], mask)[0, 0] * st["band_scale"][b]
-        del x
-    else:
-        a = state.alpha
-        change = a * cand["gf"] + (1.0 - a) * cand["gd"] if a < 1.0 else cand["gf"]
+            change[j][core] = state.model(x[None], mask)[0, 0] * st["band_scale"][j]
     out = torch.where(valid, f1 + change, float("nan"))
     return out, valid
 

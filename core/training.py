@@ -176,15 +176,15 @@ def stfnet_examples(pairs, scale_ratio: float, is_canceled=None, seed: int = 0,
     for scene in _as_scenes(pairs):
         for (fi, ci), (fj, cj) in itertools.permutations(scene, 2):
             tiling.check_canceled(is_canceled)
-            st = fusion._pair_stats([fi], [cj - ci], scale_ratio, int(opts["classes"]), seed)
+            st = fusion._pair_stats([fi], [ci], [cj], scale_ratio, int(opts["classes"]), seed)
             tt = st.tensors(torch, "cpu")
             t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa
-            cand = fast.candidates(t(fi), t(ci), t(cj), tt, s, int(opts["window"]),
-                                   float(opts["ridge"]), float(opts["eps"]), features=True)
-            valid = cand["valid"].numpy() & np.isfinite(fj).all(0)
+            pair = fast.PairFields(t(fi), t(ci), t(cj), tt, s, int(opts["window"]),
+                                   float(opts["ridge"]), float(opts["eps"]))
+            valid = pair.valid.numpy() & np.isfinite(fj).all(0)
             coarse = valid.sum() / float(scale_ratio) ** 2
             alpha = fusion.unmixing_confidence(coarse, len(st.centres), int(opts["window"]))
-            x = fusion.stfnet_inputs(torch, cand, t(fi), tt["band_scale"], alpha).numpy()
+            x = fusion.stfnet_inputs(torch, pair, t(fi), tt["band_scale"], alpha).numpy()
             y = (fj - fi) / st.band_scale[:, None, None]
             y = np.where(valid, y, np.nan).astype(np.float32)[:, None]
             examples.append((np.ascontiguousarray(x, dtype=np.float32), y))

@@ -200,8 +200,9 @@ def test_small_scene_falls_back_to_guided_coarse_change():
     pred = fusion.fuse_arrays(st, f1, c1, c2)
     from stfusion.core import _fusion_fast as fast
     t = lambda a: torch.from_numpy(a)  # noqa: E731
-    cand = fast.candidates(t(f1), t(c1), t(c2), st.pairs[0].tensors(torch, "cpu"), 8)
-    np.testing.assert_allclose(pred, f1 + cand["gd"].numpy(), atol=1e-6)
+    pair = fast.PairFields(t(f1), t(c1), t(c2), st.pairs[0].tensors(torch, "cpu"), 8)
+    gd = torch.stack([pair.band(j)["gd"] for j in range(len(f1))]).numpy()
+    np.testing.assert_allclose(pred, f1 + gd, atol=1e-6)
     assert fusion.unmixing_confidence(1000, 8, 5) == 1.0
     assert 0 < fusion.unmixing_confidence(15, 8, 5) < 1
 
