@@ -685,7 +685,7 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                     common.sub_progress(progress, 0.0, 0.1), is_canceled)
     s = params.block
     h = halo(params)
-    tile_size = -(-tile_size // s) * s
+    tile_size = tiling.whole_block_tile(tile_size, s)
 
     def function(a1, b1, b2):
         # read windows start at tile.x0 - h and tile.y0 - h: multiples of s

@@ -481,8 +481,7 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                     progress=lambda f: progress(0.2 * f))
     del windows
     progress(0.2)
-    m = tile_multiple(state)
-    tile_size = -(-int(tile_size) // m) * m
+    tile_size = tiling.whole_block_tile(tile_size, tile_multiple(state))
     total = tiling.tile_count(info.grid.width, info.grid.height, tile_size)
     say(f"fusing {total} tile(s) of {tile_size} px (halo {halo(state)} px)")
     h = halo(state)

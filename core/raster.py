@@ -116,9 +116,11 @@ def read_window(path: str, x0: int = 0, y0: int = 0, width: Optional[int] = None
     rx1, ry1 = min(x0 + width, ds.RasterXSize), min(y0 + height, ds.RasterYSize)
     if rx1 <= rx0 or ry1 <= ry0:
         return out
-    for i, number in enumerate(bands):
+    # one read of all bands: a pixel-interleaved block is decoded once, not once per band
+    raws = ds.ReadAsArray(rx0, ry0, rx1 - rx0, ry1 - ry0, band_list=bands)
+    raws = raws.reshape(len(bands), ry1 - ry0, rx1 - rx0)
+    for i, (number, raw) in enumerate(zip(bands, raws)):
         band = ds.GetRasterBand(number)
-        raw = band.ReadAsArray(rx0, ry0, rx1 - rx0, ry1 - ry0)
         invalid = ~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, bool)
         for value in [band.GetNoDataValue(), *extra_nodata]:
             if value is not None and np.isfinite(value):
@@ -210,13 +212,19 @@ class AtomicGeoTiff:
 
     def __init__(self, path: str, grid: Grid, band_count: int,
                  encoding: OutputEncoding = OutputEncoding(),
-                 band_names: Sequence[str] = ()):
+                 band_names: Sequence[str] = (), block_size: Optional[int] = None):
+        """``block_size`` (a multiple of 16): the GeoTIFF's blocks; writers that write whole
+        blocks (tiles of this size) never leave a partly written block in GDAL's cache."""
         self.path = os.path.abspath(path)
         self.encoding = encoding
         self.temp_path = atomic.temporary_beside(self.path, ".part.tif")
         driver = gdal.GetDriverByName("GTiff")
+        options = list(GTIFF_OPTIONS)
+        if block_size:
+            options += [f"BLOCKXSIZE={min(block_size, _round_up(grid.width, 16))}",
+                        f"BLOCKYSIZE={min(block_size, _round_up(grid.height, 16))}"]
         self.ds = driver.Create(self.temp_path, grid.width, grid.height, band_count,
-                                encoding.gdal_type, GTIFF_OPTIONS)
+                                encoding.gdal_type, options)
         self.ds.SetGeoTransform(grid.geotransform)
         if grid.crs_wkt:
             self.ds.SetProjection(grid.crs_wkt)
@@ -231,9 +239,7 @@ class AtomicGeoTiff:
 
     def write(self, values: np.ndarray, x0: int = 0, y0: int = 0) -> None:
         """Write reflectance ``(bands, rows, cols)`` with NaN as nodata at (x0, y0)."""
-        stored = self.encoding.encode(values)
-        for i in range(stored.shape[0]):
-            self.ds.GetRasterBand(i + 1).WriteArray(stored[i], x0, y0)
+        self.ds.WriteArray(self.encoding.encode(values), x0, y0)
 
     def __enter__(self) -> "AtomicGeoTiff":
         return self
@@ -249,6 +255,10 @@ class AtomicGeoTiff:
                 os.replace(sidecar, self.path + ".aux.xml")
         else:
             atomic.discard(self.temp_path, sidecar)
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
 
 
 def write_raster(path: str, values: np.ndarray, grid: Grid,

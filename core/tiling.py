@@ -4,6 +4,7 @@ Memory stays bounded by the tile size whatever the raster size: each tile is rea
 ``halo`` extra pixels on every side (NaN outside the raster), processed, cropped back to
 its core and written to an ``AtomicGeoTiff``.
 """
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence
@@ -14,8 +15,10 @@ from osgeo import gdal
 from . import raster
 
 DEFAULT_TILE = 512
-# GDAL's block cache (default: 5 % of RAM) would otherwise grow with the scene
-GDAL_CACHE_BYTES = 128 << 20
+# GDAL's block cache (default: 5 % of RAM) would otherwise grow with the scene; reads
+# decode all bands of a block at once and tiles write whole blocks, so little is needed
+GDAL_CACHE_BYTES = 32 << 20
+OUTPUT_BLOCK_MULTIPLE = 16       # GeoTIFF block sides are multiples of 16
 
 
 class Canceled(Exception):
@@ -47,6 +50,14 @@ def iter_tiles(width: int, height: int, tile_size: int = DEFAULT_TILE,
     for y0 in range(0, height, tile_size):
         for x0 in range(0, width, tile_size):
             yield Tile(x0, y0, min(tile_size, width - x0), min(tile_size, height - y0), halo)
+
+
+def whole_block_tile(tile_size: int, multiple: int = 1) -> int:
+    """``tile_size`` rounded to the nearest multiple (at least one) of ``multiple`` and of 16,
+    so that the output GeoTIFF can use the tile as its block size (``process_files``): every
+    tile then writes whole blocks and no half-written block waits in GDAL's cache."""
+    step = math.lcm(int(multiple), OUTPUT_BLOCK_MULTIPLE)
+    return max(1, round(int(tile_size) / step)) * step
 
 
 def tile_count(width: int, height: int, tile_size: int = DEFAULT_TILE) -> int:
@@ -87,7 +98,7 @@ def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGe
     """
     grid = output.ds.RasterXSize, output.ds.RasterYSize
     total = tile_count(*grid, tile_size)
-    with bounded_gdal_cache():
+    with streaming_gdal_settings():
         for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
             check_canceled(is_canceled)
             arrays = [None if spec is None else
@@ -112,18 +123,23 @@ def process_files(inputs: Sequence[Optional[str]], output: str, like: str,
     band_count = len(bands) if bands else info.band_count
     names = [info.band_names[b - 1] for b in bands] if bands else list(info.band_names)
     specs = [None if p is None else InputSpec(str(p), bands) for p in inputs]
+    block = tile_size if tile_size % OUTPUT_BLOCK_MULTIPLE == 0 else None
     with raster.AtomicGeoTiff(output, info.grid, band_count,
-                              raster.OutputEncoding.like(info), names) as out:
+                              raster.OutputEncoding.like(info), names, block) as out:
         process_tiled(specs, out, function, halo, tile_size, progress, is_canceled)
     return output
 
 
 @contextmanager
-def bounded_gdal_cache(limit: int = GDAL_CACHE_BYTES):
-    """Cap GDAL's block cache while streaming, so memory depends on the tile size only."""
-    previous = gdal.GetCacheMax()
-    gdal.SetCacheMax(min(previous, limit))
+def streaming_gdal_settings(cache_limit: int = GDAL_CACHE_BYTES):
+    """While streaming tiles: cap GDAL's block cache, so memory depends on the tile size
+    only, and let GDAL decode the blocks of one read on all cores (torch is idle then)."""
+    previous_cache = gdal.GetCacheMax()
+    previous_threads = gdal.GetConfigOption("GDAL_NUM_THREADS")
+    gdal.SetCacheMax(min(previous_cache, cache_limit))
+    gdal.SetConfigOption("GDAL_NUM_THREADS", previous_threads or "ALL_CPUS")
     try:
         yield
     finally:
-        gdal.SetCacheMax(previous)
+        gdal.SetCacheMax(previous_cache)
+        gdal.SetConfigOption("GDAL_NUM_THREADS", previous_threads)

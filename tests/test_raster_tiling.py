@@ -98,3 +98,34 @@ def test_cancel_between_tiles_leaves_no_output(tmp_path):
                                  is_canceled=lambda: len(calls) > 2,
                                  progress=calls.append)
     assert sorted(os.listdir(tmp_path)) == ["in.tif"]
+
+
+def test_band_subset_read_in_one_pass_matches_each_band(tmp_path):
+    values = np.random.default_rng(2).uniform(0, 0.5, (3, 23, 37)).astype(np.float32)
+    values[2, 4, 4] = np.nan
+    path = raster.write_raster(str(tmp_path / "p.tif"), values, GRID, INT16)
+    assert gdal.Open(path).GetMetadata("IMAGE_STRUCTURE")["INTERLEAVE"] == "PIXEL"
+    window = raster.read_window(path, 3, 2, 20, 15, bands=[3, 1])
+    for i, band in enumerate([3, 1]):
+        alone = raster.read_window(path, 3, 2, 20, 15, bands=[band])[0]
+        np.testing.assert_array_equal(window[i], alone)
+    assert np.isnan(window[0, 2, 1]) and np.isfinite(window[1]).all()
+
+
+@pytest.mark.parametrize("tile, multiple, expected", [(512, 17, 544), (512, 15, 480),
+                                                      (512, 1, 512), (100, 1, 96), (5, 10, 80)])
+def test_tiles_are_whole_output_blocks(tile, multiple, expected):
+    assert tiling.whole_block_tile(tile, multiple) == expected
+
+
+def test_process_files_writes_one_block_per_tile(tmp_path):
+    grid = raster.Grid(100, 70, GRID.geotransform, "")
+    values = np.random.default_rng(3).uniform(0, 1, (2, 70, 100)).astype(np.float32)
+    path = raster.write_raster(str(tmp_path / "in.tif"), values, grid)
+    out = tiling.process_files([path], str(tmp_path / "out.tif"), path, lambda a: a * 2,
+                               tile_size=32)
+    assert gdal.Open(out).GetRasterBand(1).GetBlockSize() == [32, 32]
+    np.testing.assert_allclose(raster.read_raster(out), values * 2, rtol=1e-6)
+    small = tiling.process_files([path], str(tmp_path / "small.tif"), path, lambda a: a,
+                                 tile_size=512)     # one tile: blocks no bigger than needed
+    assert gdal.Open(small).GetRasterBand(1).GetBlockSize() == [112, 80]
