@@ -158,8 +158,17 @@ def classify(f: torch.Tensor, centres: torch.Tensor, mean: torch.Tensor,
     """Nearest centre (standardised) of every pixel of ``f`` (b, h, w) -> labels (h, w)."""
     b, h, w = f.shape
     x = ((f - mean[:, None, None]) / std[:, None, None]).reshape(b, -1)
-    d = (centres * centres).sum(1)[:, None] - 2.0 * (centres @ x)
-    return d.argmin(0).reshape(h, w)
+    norms = (centres * centres).sum(1)
+    # one centre at a time (a running minimum; ties keep the first centre, as argmin does):
+    # no (classes, pixels) distance matrix, and faster than argmin across its rows
+    best = norms[0] - 2.0 * (centres[0] @ x)
+    labels = torch.zeros(best.shape, dtype=torch.long, device=f.device)
+    for j in range(1, centres.shape[0]):
+        d = norms[j] - 2.0 * (centres[j] @ x)
+        closer = d < best
+        best = torch.where(closer, d, best)
+        labels[closer] = j
+    return labels.reshape(h, w)
 
 
 class PairFields:

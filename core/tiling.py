@@ -4,6 +4,8 @@ Memory stays bounded by the tile size whatever the raster size: each tile is rea
 ``halo`` extra pixels on every side (NaN outside the raster), processed, cropped back to
 its core and written to an ``AtomicGeoTiff``.
 """
+import ctypes
+import ctypes.util
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,15 +103,21 @@ def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGe
     with streaming_gdal_settings():
         for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
             check_canceled(is_canceled)
-            arrays = [None if spec is None else
-                      raster.read_window(spec.path, *tile.read_window, bands=spec.bands)
-                      for spec in inputs]
-            result = function(*arrays)
-            present = [a for a in arrays if a is not None]
-            if present:
-                result = np.where(raster.valid_mask(*present), result, np.nan)
-            output.write(tile.crop(result).astype(np.float32), tile.x0, tile.y0)
+            _process_tile(tile, inputs, output, function)
+            release_free_memory()
             progress((done + 1) / total)
+
+
+def _process_tile(tile: Tile, inputs: Sequence[Optional[InputSpec]],
+                  output: raster.AtomicGeoTiff, function: Callable[..., np.ndarray]) -> None:
+    arrays = [None if spec is None else
+              raster.read_window(spec.path, *tile.read_window, bands=spec.bands)
+              for spec in inputs]
+    result = function(*arrays)
+    present = [a for a in arrays if a is not None]
+    if present:
+        result = np.where(raster.valid_mask(*present), result, np.nan)
+    output.write(tile.crop(result).astype(np.float32), tile.x0, tile.y0)
 
 
 def process_files(inputs: Sequence[Optional[str]], output: str, like: str,
@@ -143,3 +151,23 @@ def streaming_gdal_settings(cache_limit: int = GDAL_CACHE_BYTES):
     finally:
         gdal.SetCacheMax(previous_cache)
         gdal.SetConfigOption("GDAL_NUM_THREADS", previous_threads)
+
+
+def _find_malloc_trim():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):       # not glibc
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_free_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim``; else nothing).
+
+    Every tile allocates and frees the same temporaries; glibc would keep the freed memory,
+    fragmented, and the peak would creep up with the number of tiles (the raster size)."""
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)

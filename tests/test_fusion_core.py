@@ -229,3 +229,17 @@ def test_architecture_alias_and_device():
     st = fusion.prepare(None, {"architecture": "default"}, f1, c1, c2, scale_ratio=8,
                         use_cnn=True, device="cpu")
     assert st.architecture == "stfnet" and next(st.model.parameters()).device.type == "cpu"
+
+
+def test_classify_picks_the_nearest_standardised_centre():
+    from stfusion.core import _fusion_fast as fast
+    rng = np.random.default_rng(4)
+    f = rng.uniform(0, 0.5, (4, 30, 20)).astype(np.float32)
+    centres = rng.normal(0, 1, (6, 4)).astype(np.float32)
+    centres[5] = centres[2]                       # a tie: the first centre wins
+    mean, std = f.mean((1, 2)), f.std((1, 2))
+    labels = fast.classify(*(torch.from_numpy(a) for a in (f, centres, mean, std))).numpy()
+    x = ((f - mean[:, None, None]) / std[:, None, None]).reshape(4, -1).T
+    distances = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels.ravel(), distances.argmin(1))
+    assert 2 in labels and 5 not in labels

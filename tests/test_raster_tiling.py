@@ -1,5 +1,6 @@
 """Raster I/O and the tiled driver: values, nodata, atomic writes, seamless tiles."""
 import os
+import platform
 
 import numpy as np
 import pytest
@@ -129,3 +130,9 @@ def test_process_files_writes_one_block_per_tile(tmp_path):
     small = tiling.process_files([path], str(tmp_path / "small.tif"), path, lambda a: a,
                                  tile_size=512)     # one tile: blocks no bigger than needed
     assert gdal.Open(small).GetRasterBand(1).GetBlockSize() == [112, 80]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_free_heap_pages_are_released_between_tiles():
+    assert tiling._MALLOC_TRIM is not None
+    tiling.release_free_memory()
