@@ -27,7 +27,9 @@ ADAPT: epochs of fine-tuning on the given pair(s) before predicting (0 = none).
 REFERENCE: optional real fine image at t2; adds accuracy metrics (as stfusion:evaluate) to the
 report and the RMSE/SSIM/ERGAS/SAM outputs.
 DEVICE: auto (GPU when available), cpu or cuda.
-TILE_SIZE (advanced): pixels per tile side; memory use grows with its square.
+TILE_SIZE (advanced): pixels per tile side, rounded to the model's block grid and to a
+multiple of 16 (each tile is one block of the output GeoTIFF); memory use grows with its
+square, never with the raster size.
 SCALE_RATIO (advanced): the coarse sensor's pixel size over the fine one (e.g. 16 for 480 m
 MODIS over 30 m Landsat); 0 = 500 m over the fine pixel size.
 OUTPUT: the fused GeoTIFF on the fine grid (data type, scale and nodata of FINE_T1); a pixel

@@ -249,7 +249,7 @@ def halo(state: FusionState) -> int:
 
 
 def tile_multiple(state: FusionState) -> int:
-    """Tile sizes are rounded up to a multiple of this (the block grid and sub-grid)."""
+    """Tile sizes are multiples of this (the block grid and sub-grid)."""
     return fast.alignment(state.block) if state.architecture == "stfnet" else 1
 
 

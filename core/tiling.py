@@ -55,11 +55,14 @@ def iter_tiles(width: int, height: int, tile_size: int = DEFAULT_TILE,
 
 
 def whole_block_tile(tile_size: int, multiple: int = 1) -> int:
-    """``tile_size`` rounded to the nearest multiple (at least one) of ``multiple`` and of 16,
-    so that the output GeoTIFF can use the tile as its block size (``process_files``): every
-    tile then writes whole blocks and no half-written block waits in GDAL's cache."""
+    """``tile_size`` rounded to the nearest multiple of ``multiple`` and of 16, so that the
+    output GeoTIFF can use the tile as its block size (``process_files``): every tile then
+    writes whole blocks and no half-written block waits in GDAL's cache. A tile smaller than
+    one such step is only rounded up to a multiple of ``multiple`` (default blocks then)."""
     step = math.lcm(int(multiple), OUTPUT_BLOCK_MULTIPLE)
-    return max(1, round(int(tile_size) / step)) * step
+    if tile_size < step:
+        return -(-int(tile_size) // int(multiple)) * int(multiple)
+    return round(int(tile_size) / step) * step
 
 
 def tile_count(width: int, height: int, tile_size: int = DEFAULT_TILE) -> int:

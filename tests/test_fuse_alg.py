@@ -44,7 +44,9 @@ def test_fused_image_is_on_the_fine_grid_and_beats_the_coarse_change(
 
 def test_tiled_run_equals_untiled_run(stfusion_provider, small_scene, tmp_path):
     whole = fuse(small_scene, tmp_path, "whole.tif", TILE_SIZE=1024)
-    tiled = fuse(small_scene, tmp_path, "tiled.tif", TILE_SIZE=48)
+    feedback = QgsProcessingFeedback()
+    tiled = fuse(small_scene, tmp_path, "tiled.tif", feedback=feedback, TILE_SIZE=48)
+    assert "fusing 9 tile(s) of 68 px" in feedback.textLog()     # really tiled
     a, b = (raster.read_raster(r["OUTPUT"]) for r in (whole, tiled))
     # stored as int16 x 1e-4: equal floats can only round one unit apart
     assert np.nanmax(np.abs(a - b)) <= 1.01e-4

@@ -114,7 +114,8 @@ def test_band_subset_read_in_one_pass_matches_each_band(tmp_path):
 
 
 @pytest.mark.parametrize("tile, multiple, expected", [(512, 17, 544), (512, 15, 480),
-                                                      (512, 1, 512), (100, 1, 96), (5, 10, 80)])
+                                                      (512, 1, 512), (100, 1, 96), (48, 15, 60),
+                                                      (5, 1, 5)])
 def test_tiles_are_whole_output_blocks(tile, multiple, expected):
     assert tiling.whole_block_tile(tile, multiple) == expected
 
