@@ -3,7 +3,6 @@
 - ``box_mean``: NaN-aware moving average (cumulative sums in float64, O(1) per pixel); pixels
   outside the array or NaN count as absent, so a tile with a large enough halo gives exactly
   the same core as the whole image.
-- ``kmeans``: deterministic k-means on a pixel sample (``prepare`` step, global).
 - ``footprint_radius``: the radius in fine pixels of one coarse pixel's footprint.
 """
 from typing import Optional
@@ -31,36 +30,6 @@ def box_mean(x: np.ndarray, valid: np.ndarray, radius: int,
     with np.errstate(invalid="ignore", divide="ignore"):
         out = s / count
     return np.where(count > 0.5, out, np.nan)
-
-
-def kmeans(samples: np.ndarray, k: int, seed: int = 0, iterations: int = 25) -> np.ndarray:
-    """Deterministic k-means (k-means++ seeding) on ``samples`` (n, d); returns (k, d)."""
-    rng = np.random.default_rng(seed)
-    x = samples.astype(np.float64)
-    k = max(1, min(k, len(x)))
-    centres = [x[rng.integers(len(x))]]
-    d2 = ((x - centres[0]) ** 2).sum(1)
-    for _ in range(1, k):
-        total = d2.sum()
-        if total <= 0:
-            centres.append(x[rng.integers(len(x))])
-        else:
-            centres.append(x[rng.choice(len(x), p=d2 / total)])
-        d2 = np.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
-    c = np.array(centres)
-    for _ in range(iterations):
-        lab = assign(x, c)
-        new = np.array([x[lab == j].mean(0) if np.any(lab == j) else c[j] for j in range(k)])
-        if np.allclose(new, c):
-            break
-        c = new
-    return c
-
-
-def assign(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
-    """Nearest centre index for rows of ``x`` (n, d)."""
-    d = (x ** 2).sum(1)[:, None] - 2 * x @ centres.T + (centres ** 2).sum(1)[None]
-    return np.argmin(d, axis=1)
 
 
 def footprint_radius(ratio: float) -> int:

@@ -39,9 +39,10 @@ import numpy as np
 
 from . import tiling
 from . import _classic_common as common
+from .kmeans import kmeans
 
 __all__ = ["FsdafParams", "FsdafState", "halo", "prepare", "predict_tile", "predict",
-           "predict_prepared", "fuse_files", "kmeans", "classify", "bounded_lstsq"]
+           "predict_prepared", "fuse_files", "classify", "bounded_lstsq"]
 
 CHUNK = 128  # output pixels per side (at most) of the chunks of the similar-pixel search
 
@@ -102,44 +103,6 @@ def halo(params: FsdafParams = FsdafParams()) -> int:
 
 
 # ---- classification -----------------------------------------------------------------
-
-def kmeans(samples: np.ndarray, k: int, iterations: int = 50, seed: int = 0) -> np.ndarray:
-    """Deterministic k-means (k-means++ seeding) of ``samples`` (n, features) -> (k, features)
-    centres, sorted by their first feature."""
-    x = np.asarray(samples, np.float64)
-    n = x.shape[0]
-    if n == 0:
-        raise ValueError("no valid pixel to classify")
-    k = min(k, n)
-    rng = np.random.default_rng(seed)
-    centers = [x[rng.integers(n)]]
-    d2 = ((x - centers[0]) ** 2).sum(1)
-    for _ in range(1, k):
-        total = d2.sum()
-        i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
-        centers.append(x[i])
-        d2 = np.minimum(d2, ((x - x[i]) ** 2).sum(1))
-    c = np.array(centers)
-    labels = None
-    for _ in range(iterations):
-        dist = ((x[:, None, :] - c[None]) ** 2).sum(2) if n * k < 2e7 else _chunked_dist(x, c)
-        new = dist.argmin(1)
-        if labels is not None and np.array_equal(new, labels):
-            break
-        labels = new
-        for j in range(k):
-            members = x[labels == j]
-            if len(members):
-                c[j] = members.mean(0)
-            else:  # empty cluster: move it to the worst-fitted sample
-                c[j] = x[dist.min(1).argmax()]
-    return c[np.argsort(c[:, 0], kind="stable")].astype(np.float32)
-
-
-def _chunked_dist(x, c):
-    return np.concatenate([((x[i:i + 100000, None, :] - c[None]) ** 2).sum(2)
-                           for i in range(0, len(x), 100000)])
-
 
 def classify(image: np.ndarray, centers: np.ndarray) -> np.ndarray:
     """Nearest class centre of every pixel of (bands, rows, cols); -1 where invalid."""
@@ -213,6 +176,7 @@ def prepare(f1, c1, c2, params: FsdafParams = FsdafParams(),
         progress(0.4 * y1 / height)
     samples = np.concatenate(samples)
     centers = kmeans(samples, p.classes, p.kmeans_iterations, p.seed)
+    centers = centers[np.argsort(centers[:, 0], kind="stable")].astype(np.float32)
     k = centers.shape[0]
     nb = moments.s1.shape[0]
 

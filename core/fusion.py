@@ -37,6 +37,7 @@ import numpy as np
 from . import raster, tiling
 from . import _fusion_fast as fast
 from . import _fusion_physics as phys
+from .kmeans import kmeans
 from .models import DEFAULT_ARCHITECTURE, build_model, load_model, \
     resolve_architecture
 from .torch_check import require_torch
@@ -47,6 +48,7 @@ STFNET_DEFAULTS = dict(classes=8, window=5, ridge=0.1, eps=1e-4)
 PREPARE_WINDOW = 512          # side of the windows read by prepare on big files
 PREPARE_MAX_WINDOWS = 9
 KMEANS_SAMPLE = 20000
+KMEANS_ITERATIONS = 25
 PAPER_FUSE_EPOCHS = 50        # Table 1
 
 
@@ -130,7 +132,7 @@ def _pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray]
     std = band_std + 1e-6
     sample = x[:, rng.choice(n, min(n, KMEANS_SAMPLE), replace=False)].T.astype(np.float64)
     del x
-    centres = phys.kmeans((sample - mean) / std, classes, seed=seed)
+    centres = kmeans((sample - mean) / std, classes, KMEANS_ITERATIONS, seed)
     k = len(centres)
     s = max(1, int(round(ratio)))
     a_sum, b_sum = np.zeros((k, k)), np.zeros((k, b))

@@ -161,3 +161,17 @@ def test_class_change_unmixing_recovers_class_changes():
     np.testing.assert_allclose(state.class_change, np.repeat(truth[None], 3, 0), atol=1e-5)
     out = fsdaf.predict(f1, c1, block_mean(f2), params=FSDAF_SMALL)
     assert np.sqrt(np.mean((out - f2) ** 2)) < 1e-4
+
+
+def test_kmeans_finds_separated_clusters_and_is_deterministic():
+    from stfusion.core.kmeans import kmeans
+    rng = np.random.default_rng(5)
+    truth = np.array([[0.0, 0.0], [1.0, 0.2], [0.3, 1.0]])
+    samples = np.concatenate([t + rng.normal(0, 0.03, (200, 2)) for t in truth])
+    centres = kmeans(samples, 3, seed=1)
+    found = centres[np.argsort(centres[:, 0])]
+    np.testing.assert_allclose(found, truth[np.argsort(truth[:, 0])], atol=0.01)
+    np.testing.assert_array_equal(kmeans(samples, 3, seed=1), centres)
+    assert kmeans(samples[:2], 5).shape == (2, 2)          # never more classes than samples
+    with pytest.raises(ValueError, match="no valid pixel"):
+        kmeans(np.empty((0, 2)), 3)
