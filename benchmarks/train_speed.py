@@ -36,7 +36,8 @@ def main():
     line = (f"| {args.architecture} | {args.size}x{args.size}x6, 1 pair | "
             f"{history.get('epochs', len(history['train_loss']))} | {seconds:.1f} | "
             f"{peak_mb:.0f} | {history['train_loss'][-1]:.2e} / {history['val_loss'][-1]:.2e} |")
-    table = ("| architecture | data | epochs | time (s) | peak RSS (MB) | final train / val loss |\n"
+    table = ("| architecture | data | epochs | time (s) | peak RSS (MB) "
+             "| final train / val loss |\n"
              "|---|---|---|---|---|---|\n" + line + "\n")
     out = ROOT / "benchmarks" / "results" / "train_speed.md"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,8 +15,9 @@ Architectures (``ARCHITECTURES``):
   band is processed separately with channels normalised by the band's scene-wide standard
   deviation, so one set of weights serves 3-band and 6-band data. It outputs per-pixel
   softmax weights over the candidates (plus an optional free correction, off by default);
-  initialised to lean towards the FSDAF-style candidate (the non-CNN default). One 3x3 layer then 1x1 layers: receptive
-  field 3x3, about 1,000 multiply-adds per pixel and band (fast enough for full scenes).
+  initialised to lean towards the FSDAF-style candidate (the non-CNN default). One 3x3 layer
+  then 1x1 layers: receptive field 3x3, about 1,000 multiply-adds per pixel and band (fast
+  enough for full scenes).
 
 Model files are ``torch.save({'format': ..., 'state_dict': ..., 'metadata_json': str})`` and
 are read with ``torch.load(weights_only=True)``: tensors and plain containers only, so a

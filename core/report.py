@@ -446,8 +446,8 @@ def _tables(evaluation) -> List[Section]:
                          "same date (COARSE).")
         if evaluation.compare:
             notes.append("“MAEC vs compare” = |MAE(prediction) − MAE(compare)| / "
-                         "MAE(compare): the relative change of the MAE against the comparison prediction "
-                         "(COMPARE).")
+                         "MAE(compare): the relative change of the MAE against the comparison "
+                         "prediction (COMPARE).")
         notes.append("Highlighted: the best value of each column (Edge: closest to 0).")
         sections.append((
             "Comparison of methods (cf. the paper's Table 3)",

@@ -130,7 +130,8 @@ def _layout(size: int, rng: np.random.Generator) -> dict:
         road |= distance < 1.0
     river_centre = size * (0.35 + 0.08 * np.sin(cols / size * 2 * np.pi * 1.5))
     river = np.abs(rows - river_centre) < max(2.0, size / 160)
-    lake = ((cols - 0.78 * size) / (0.08 * size)) ** 2 + ((rows - 0.78 * size) / (0.06 * size)) ** 2 < 1
+    lake = (((cols - 0.78 * size) / (0.08 * size)) ** 2
+            + ((rows - 0.78 * size) / (0.06 * size)) ** 2) < 1
     flood = (((cols - 0.3 * size) / (0.14 * size)) ** 2
              + ((rows - river_centre - 0.05 * size) / (0.07 * size)) ** 2) < 1
     texture = _smooth_noise(size, rng, cell=12, amplitude=0.06)
@@ -248,9 +249,10 @@ def _modis_bounds(grid: raster.Grid, margin: int = 1) -> tuple:
                                         gt[3] + j * grid.height * gt[5])[:2]
                for i in (0, 1) for j in (0, 1)]
     xs, ys = zip(*corners)
-    snap_down = lambda v: (np.floor(v / MODIS_PIXEL) - margin) * MODIS_PIXEL
-    snap_up = lambda v: (np.ceil(v / MODIS_PIXEL) + margin) * MODIS_PIXEL
-    return snap_down(min(xs)), snap_down(min(ys)), snap_up(max(xs)), snap_up(max(ys))
+    def snap(value, rounding, outward):
+        return (rounding(value / MODIS_PIXEL) + outward * margin) * MODIS_PIXEL
+    return (snap(min(xs), np.floor, -1), snap(min(ys), np.floor, -1),
+            snap(max(xs), np.ceil, 1), snap(max(ys), np.ceil, 1))
 
 
 def _write_coarse_on_fine_grid(path: str, modis_path: str, grid: raster.Grid) -> str:

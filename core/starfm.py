@@ -234,7 +234,8 @@ def predict(f1: np.ndarray, c1: np.ndarray, c2: np.ndarray, f3: Optional[np.ndar
     for i, tile in enumerate(tiles):
         tiling.check_canceled(is_canceled)
         x, y, w, hh = tile.read_window
-        arrays = [None if a is None else common.array_window(a, x, y, w, hh) for a in (f1, c1, c2, f3, c3)]
+        arrays = [None if a is None else common.array_window(a, x, y, w, hh)
+                  for a in (f1, c1, c2, f3, c3)]
         result = predict_tile(state, *arrays, halo=h, is_canceled=is_canceled)
         out[:, tile.y0:tile.y0 + tile.height, tile.x0:tile.x0 + tile.width] = tile.crop(result)
         progress(0.05 + 0.95 * (i + 1) / len(tiles))

@@ -116,7 +116,8 @@ def _train_paper(pairs, epochs, batch_size, lr, momentum, weight_decay, seed, pr
         model.in_std.copy_(torch.from_numpy(x[tr].std((0, 2, 3)) + 1e-4))
         model.out_mean.copy_(torch.from_numpy(y[tr].mean(0)))
         model.out_std.copy_(torch.from_numpy(y[tr].std(0) + 1e-4))
-    X = (torch.from_numpy(x) - model.in_mean[None, :, None, None]) / model.in_std[None, :, None, None]
+    X = ((torch.from_numpy(x) - model.in_mean[None, :, None, None])
+         / model.in_std[None, :, None, None])
     Y = (torch.from_numpy(y) - model.out_mean[None]) / model.out_std[None]
     model.to(device)
     X, Y = X.to(device), Y.to(device)

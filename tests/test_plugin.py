@@ -1,4 +1,5 @@
-"""The plugin entry points as QGIS calls them: with an iface (desktop) and without (qgis_process)."""
+"""The plugin entry points as QGIS calls them: with an iface (desktop) and without
+(qgis_process)."""
 from qgis.core import QgsApplication
 
 import stfusion
