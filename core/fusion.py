@@ -125,8 +125,9 @@ def _pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray]
     x = np.empty((b, n), np.float32)
     start = 0
     for f, v in zip(windows_f, masks):
-        x[:, start:start + int(v.sum())] = f[:, v]
-        start += int(v.sum())
+        count = int(v.sum())
+        x[:, start:start + count] = f[:, v]
+        start += count
     mean = np.array([row.mean(dtype=np.float64) for row in x])
     band_std = np.array([row.std(dtype=np.float64) for row in x])
     std = band_std + 1e-6
