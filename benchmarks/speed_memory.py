@@ -24,6 +24,12 @@ RUNNERS = {
     "fsdaf": "from stfusion.core import fsdaf; fsdaf.fuse_files("
              "s.fine[d0], s.coarse[d0], s.coarse[d1], out, "
              "params=fsdaf.FsdafParams(scale_ratio=s.scale_ratio))",
+    # F1 scored as a prediction of F2 (all metrics, with the coarse baseline) + HTML report
+    "evaluate": "from stfusion.core import metrics, report; report.write_report("
+                "metrics.evaluate_files(s.fine[d0], s.fine[d1], coarse=s.coarse[d1], "
+                "ratio=s.scale_ratio), out + '.html')",
+    "resample_modis": "from stfusion.core import resample; resample.resample_to_grid("
+                      "s.modis[d1], s.fine[d0], out)",
 }
 
 
@@ -32,10 +38,9 @@ def child(method, scene_dir, output):
     torch.set_num_threads(2)
     from stfusion.core.sample_scene import SampleScene
     description = json.loads((Path(scene_dir) / "dataset.json").read_text())
-    s = SampleScene(scene_dir, list(description["fine"]),
-                    fine={d: os.path.join(scene_dir, f) for d, f in description["fine"].items()},
-                    coarse={d: os.path.join(scene_dir, f)
-                            for d, f in description["coarse"].items()})
+    paths = {kind: {d: os.path.join(scene_dir, f) for d, f in description[key].items()}
+             for kind, key in (("fine", "fine"), ("coarse", "coarse"), ("modis", "modis_raw"))}
+    s = SampleScene(scene_dir, list(description["fine"]), **paths)
     d0, d1 = s.dates[:2]
     out = output
     started = time.time()
@@ -69,7 +74,8 @@ def main():
             rows.append((method, size, measured["seconds"], measured["peak_rss_mb"]))
             print(f"{method:8s} {size:5d}^2 x6: {measured['seconds']:7.1f} s, "
                   f"peak RSS {measured['peak_rss_mb']:7.0f} MB", flush=True)
-            output.unlink(missing_ok=True)
+            for written in output.parent.glob(output.name + "*"):    # + report sidecars
+                written.unlink()
     table = ["| method | scene (px) | time (s) | peak RSS (MB) |", "|---|---|---|---|"]
     table += [f"| {m} | {s}x{s}x6 | {t:.1f} | {r:.0f} |" for m, s, t, r in rows]
     out_dir = ROOT / "benchmarks" / "out"
