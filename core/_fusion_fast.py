@@ -24,6 +24,7 @@ All heavy filters run on reduced grids (block grid; a sub-grid of ``q`` pixels f
 guided filter, a "fast guided filter") so that the cost per fine pixel is a few dozen
 operations.
 """
+from functools import cached_property
 from typing import Dict
 
 import torch
@@ -178,20 +179,24 @@ class PairFields:
     the class-wise unmixing on the block grid); ``band(j)`` computes band j's fields, so only
     one band's fine-grid temporaries are in memory at a time.
     ``stats``: tensors ``centres`` (k, b), ``mean``/``std`` (b,), ``global_change`` (k, b).
+    ``alpha`` < 1 (small-scene fallback): ``gu`` and ``gf`` are pulled towards ``gd``,
+    ``alpha * x + (1 - alpha) * gd``.
     """
 
     def __init__(self, f1: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, stats: Dict,
-                 s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4):
+                 s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4,
+                 alpha: float = 1.0):
         self.valid = valid = (torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0)
                               & torch.isfinite(c2).all(0))
         self.v = v = valid.float()
         self.f = f = torch.where(valid, f1, 0.0)
-        self.c1, self.c2, self.s = c1, c2, s
+        self.c1, self.c2, self.s, self.alpha = c1, c2, s, alpha
         b, h, w = f.shape
         centres = stats["centres"]
         k = centres.shape[0]
         self.lab = torch.where(valid, classify(f, centres, stats["mean"], stats["std"]), 0)
         oh = F.one_hot(self.lab, k).permute(2, 0, 1).float() * v
+        # 0 where invalid (``oh`` is)
         self.hi = (box_sum(oh, HI_RADIUS) * oh).sum(0) / box_sum(v, HI_RADIUS).clamp_min(1.0)
 
         # block grid: class fractions and mean coarse change of every coarse pixel
@@ -217,6 +222,11 @@ class PairFields:
         self.interp = Interp(h, w, s, bw)
         q = sub_grid(s)
         self.guided = GuidedFilter(f, v, max(1, round(max(1, s // 2) / q)), q, eps)
+
+    @cached_property
+    def _lstd_count(self) -> torch.Tensor:
+        """Valid pixels in each local-std window (the same for every band)."""
+        return box_sum(self.v, LOCAL_STD_RADIUS).clamp_min(1.0)
 
     def dc(self, j: int) -> torch.Tensor:
         """The coarse change of band j (0 where invalid)."""
@@ -250,12 +260,14 @@ class PairFields:
 
         guided = lambda x: (self.guided(x, slice(j, j + 1)) * v)[0]  # noqa: E731
         out = dict(valid=self.valid, dc=dc[0], gd=guided(dc), gu=guided(u), gf=guided(fs))
+        if self.alpha < 1.0:
+            for key in ("gu", "gf"):
+                out[key] = self.alpha * out[key] + (1.0 - self.alpha) * out["gd"]
         if features:
-            r = LOCAL_STD_RADIUS
-            n = box_sum(v, r).clamp_min(1.0)
+            r, n = LOCAL_STD_RADIUS, self._lstd_count
             mf = box_sum(f, r) / n
             out["lstd"] = ((box_sum(f * f, r) / n - mf * mf).clamp_min(0.0).sqrt() * v)[0]
-            out["hi"] = self.hi * v
+            out["hi"] = self.hi
         return out
 
 

@@ -65,6 +65,7 @@ class PairStats:
     std: np.ndarray              # (bands,)
     global_change: np.ndarray    # (k, bands) scene-wide class changes of C2 - Ci
     band_scale: np.ndarray       # (bands,) std of F1 per band (CNN normalisation)
+    valid_pixels: int            # pixels valid in F, C and C2 (of the windows given)
 
     def tensors(self, torch, device):
         t = lambda a: torch.as_tensor(np.asarray(a, np.float32), device=device)  # noqa: E731
@@ -154,7 +155,7 @@ def _pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray]
         b_sum += frac[:, used] @ dcb[:, used].T
     gchange = np.linalg.solve(a_sum + 1e-6 * np.trace(a_sum) * np.eye(k) + 1e-12 * np.eye(k),
                               b_sum)
-    return PairStats(centres, mean, std, gchange, band_std + 1e-4)
+    return PairStats(centres, mean, std, gchange, band_std + 1e-4, n)
 
 
 def _as_list(a):
@@ -204,7 +205,7 @@ def prepare(model=None, metadata: Optional[Dict] = None, f1=None, c1=None, c2=No
         for f, c in [(f1, c1)] + ([(f3, c3)] if f3 is not None else []):
             state.pairs.append(_pair_stats(f, c, c2, scale_ratio, int(opts["classes"]), seed))
         seen = sum(a.shape[1] * a.shape[2] for a in f1)
-        valid = sum(int(raster.valid_mask(a, b, c).sum()) for a, b, c in zip(f1, c1, c2))
+        valid = state.pairs[0].valid_pixels
         total = float(scene_pixels) if scene_pixels else float(seen)
         coarse_pixels = total * valid / max(seen, 1) / float(scale_ratio) ** 2
         state.alpha = unmixing_confidence(coarse_pixels, len(state.pairs[0].centres),
@@ -256,13 +257,6 @@ def tile_multiple(state: FusionState) -> int:
     return fast.alignment(state.block) if state.architecture == "stfnet" else 1
 
 
-def shrink_unmixing(fields: Dict, alpha: float) -> None:
-    """Small-scene fallback, in place: the unmixing candidates pulled towards ``gd``."""
-    if alpha < 1.0:
-        for key in ("gu", "gf"):
-            fields[key] = alpha * fields[key] + (1.0 - alpha) * fields["gd"]
-
-
 def stfnet_band_inputs(torch, fields: Dict, f1_band, scale):
     """CNN input (C, h, w) of one band from its ``PairFields.band`` fields (with features):
     candidates and features divided by the band scale, and the homogeneity index."""
@@ -273,14 +267,10 @@ def stfnet_band_inputs(torch, fields: Dict, f1_band, scale):
     return torch.cat([scaled, fields["hi"][None]])
 
 
-def stfnet_inputs(torch, pair: "fast.PairFields", f1, scale, alpha: float):
-    """CNN inputs of all bands (bands, C, h, w), after the small-scene fallback (training)."""
-    inputs = []
-    for j in range(f1.shape[0]):
-        fields = pair.band(j, features=True)
-        shrink_unmixing(fields, alpha)
-        inputs.append(stfnet_band_inputs(torch, fields, f1[j], scale[j]))
-    return torch.stack(inputs)
+def stfnet_inputs(torch, pair: "fast.PairFields", f1, scale):
+    """CNN inputs of all bands (bands, C, h, w) (training)."""
+    return torch.stack([stfnet_band_inputs(torch, pair.band(j, features=True), f1[j], scale[j])
+                        for j in range(f1.shape[0])])
 
 
 def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0):
@@ -290,7 +280,8 @@ def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0):
     torch = require_torch()
     st = state.pairs[index].tensors(torch, state.device)
     pair = fast.PairFields(f1, c1, c2, st, state.block, int(state.options["window"]),
-                           float(state.options["ridge"]), float(state.options["eps"]))
+                           float(state.options["ridge"]), float(state.options["eps"]),
+                           state.alpha)
     valid = pair.valid
     h, w = valid.shape
     m = max(0, min(int(margin) - 1, (h - 1) // 2, (w - 1) // 2))  # keep the CNN's reach
@@ -299,7 +290,6 @@ def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0):
     change = torch.full(f1.shape, float("nan"), device=f1.device)
     for j in range(f1.shape[0]):
         fields = pair.band(j, features=state.use_cnn)
-        shrink_unmixing(fields, state.alpha)
         if not state.use_cnn:
             change[j] = fields["gf"]
             continue

@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import tiling
+from . import raster, tiling
 from .models import FORMAT_VERSION, build_model, resolve_architecture, save_model
 from .torch_check import require_torch
 
@@ -180,12 +180,12 @@ def stfnet_examples(pairs, scale_ratio: float, is_canceled=None, seed: int = 0,
             st = fusion._pair_stats([fi], [ci], [cj], scale_ratio, int(opts["classes"]), seed)
             tt = st.tensors(torch, "cpu")
             t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa
-            pair = fast.PairFields(t(fi), t(ci), t(cj), tt, s, int(opts["window"]),
-                                   float(opts["ridge"]), float(opts["eps"]))
-            valid = pair.valid.numpy() & np.isfinite(fj).all(0)
+            valid = raster.valid_mask(fi, ci, cj, fj)
             coarse = valid.sum() / float(scale_ratio) ** 2
             alpha = fusion.unmixing_confidence(coarse, len(st.centres), int(opts["window"]))
-            x = fusion.stfnet_inputs(torch, pair, t(fi), tt["band_scale"], alpha).numpy()
+            pair = fast.PairFields(t(fi), t(ci), t(cj), tt, s, int(opts["window"]),
+                                   float(opts["ridge"]), float(opts["eps"]), alpha)
+            x = fusion.stfnet_inputs(torch, pair, t(fi), tt["band_scale"]).numpy()
             y = (fj - fi) / st.band_scale[:, None, None]
             y = np.where(valid, y, np.nan).astype(np.float32)[:, None]
             examples.append((np.ascontiguousarray(x, dtype=np.float32), y))
