@@ -183,6 +183,14 @@ def unreadable_file(parameters, name: str) -> str:
     return ""
 
 
+def odd_window(window: int, feedback) -> int:
+    """The WINDOW parameter made odd (one more pixel, with a warning) when it is even."""
+    if window % 2 == 0:
+        window += 1
+        feedback.pushWarning(f"WINDOW must be odd; using {window} pixels.")
+    return window
+
+
 def feedback_callbacks(feedback) -> Tuple[Callable[[float], None], Callable[[], bool]]:
     """(progress, is_canceled) callables for the core numerics, from a Processing feedback."""
     def progress(fraction: float) -> None:

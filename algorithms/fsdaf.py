@@ -2,7 +2,7 @@
 from qgis.core import (QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
 
 from ..core import raster
-from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks
+from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks, odd_window
 
 MODIS_PIXEL_SIZE = 500.0
 
@@ -42,10 +42,7 @@ class Fsdaf(StfusionAlgorithm):
         from ..core import fsdaf
         paths = self.fusion_inputs(parameters, context, optional=())
         fine_info = raster.raster_info(paths["FINE_T1"])
-        window = self.parameterAsInt(parameters, "WINDOW", context)
-        if window % 2 == 0:
-            window += 1
-            feedback.pushWarning(f"WINDOW must be odd; using {window} pixels.")
+        window = odd_window(self.parameterAsInt(parameters, "WINDOW", context), feedback)
         ratio = self.parameterAsDouble(parameters, "SCALE_RATIO", context) or \
             MODIS_PIXEL_SIZE / fine_info.grid.pixel_size[0]
         params = fsdaf.FsdafParams(scale_ratio=max(1.0, ratio), window=window,

@@ -2,7 +2,7 @@
 from qgis.core import (QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
 
 from ..core import raster
-from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks
+from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks, odd_window
 
 HELP = """STARFM (Gao et al. 2006): predicts the fine image at t2 from one or two fine/coarse
 pairs and the coarse image at t2 by weighting, inside a moving window, the spectrally similar
@@ -45,11 +45,8 @@ class Starfm(StfusionAlgorithm):
         from ..core import starfm
         paths = self.fusion_inputs(parameters, context, optional=("FINE_T3", "COARSE_T3"))
         fine_info = raster.raster_info(paths["FINE_T1"])
-        window = self.parameterAsInt(parameters, "WINDOW", context) or \
-            starfm.window_for_pixel_size(fine_info.grid.pixel_size[0])
-        if window % 2 == 0:
-            window += 1
-            feedback.pushWarning(f"WINDOW must be odd; using {window} pixels.")
+        window = odd_window(self.parameterAsInt(parameters, "WINDOW", context) or
+                            starfm.window_for_pixel_size(fine_info.grid.pixel_size[0]), feedback)
         params = starfm.StarfmParams(
             window=window, classes=self.parameterAsInt(parameters, "CLASSES", context),
             fine_uncertainty=self.parameterAsDouble(parameters, "FINE_UNCERTAINTY", context),

@@ -96,3 +96,12 @@ def test_starfm_uses_a_second_pair(stfusion_provider, small_scene, tmp_path):
     truth = raster.read_raster(small_scene.fine[d1])
     assert not np.allclose(one, two)
     assert np.nanmean(np.abs(two - truth)) < 1.5 * np.nanmean(np.abs(one - truth))
+
+
+def test_an_even_window_becomes_odd_with_a_warning(stfusion_provider):
+    from qgis.core import QgsProcessingFeedback
+    from stfusion.algorithms.base import odd_window
+    feedback = QgsProcessingFeedback()
+    assert odd_window(21, feedback) == 21 and feedback.textLog() == ""
+    assert odd_window(20, feedback) == 21
+    assert "WINDOW must be odd; using 21 pixels." in feedback.textLog()
