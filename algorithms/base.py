@@ -18,6 +18,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
 from ..core import raster
+from ..core.errors import InputError
 from ..core.tiling import Canceled
 from ..core.torch_check import TorchMissing, require_torch
 
@@ -68,7 +69,7 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
             raise QgsProcessingException("Canceled by the user; no output was written.")
         except TorchMissing as exc:
             raise QgsProcessingException(str(exc))
-        except raster.RasterError as exc:
+        except (raster.RasterError, InputError) as exc:
             raise QgsProcessingException(str(exc))
 
     def execute(self, parameters, context, feedback) -> Dict:
