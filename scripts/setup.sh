@@ -39,6 +39,25 @@ if ! .venv/bin/python -c "import torch, pytest_qgis" 2>/dev/null; then
     "$TORCH" "$PYTEST_QGIS"
 fi
 
+# 2b. real-product tests: pyhdf writes HDF4 (HDF-EOS) fixtures; GDAL must read HDF4 and HDF5
+if ! .venv/bin/python -c "import pyhdf.SD" 2>/dev/null; then
+  log "installing pyhdf into .venv"
+  if ! .venv/bin/python -m pip install -q --disable-pip-version-check -c build/constraints.txt \
+       pyhdf; then
+    log "no pyhdf wheel for Python $PY_VERSION: building it against the system libhdf4"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libhdf4-dev python3-dev \
+      build-essential >/dev/null
+    INCLUDE_DIRS=/usr/include/hdf .venv/bin/python -m pip install -q \
+      --disable-pip-version-check -c build/constraints.txt pyhdf
+  fi
+fi
+GDAL_FORMATS=$(gdalinfo --formats)
+if ! grep -q "^ *HDF4 " <<<"$GDAL_FORMATS" || ! grep -q "^ *HDF5 " <<<"$GDAL_FORMATS"; then
+  log "installing GDAL's HDF4/HDF5 drivers"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gdal-plugins \
+    $(apt-cache search --names-only '^(libgdal|gdal)-.*hdf[45]' | cut -d' ' -f1) >/dev/null
+fi
+
 # 3. the plugin, linked into a private QGIS profile, enabled for qgis_process
 mkdir -p build/plugins build/qgis-profile
 ln -sfn "$ROOT" build/plugins/stfusion
