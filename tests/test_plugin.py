@@ -3,6 +3,7 @@
 from qgis.core import QgsApplication
 
 import stfusion
+from stfusion.algorithms import ALGORITHM_MODULES
 
 
 def test_without_iface_registers_the_provider_once(qgis_app, qgis_processing):
@@ -14,7 +15,7 @@ def test_without_iface_registers_the_provider_once(qgis_app, qgis_processing):
     plugin.initProcessing()
     plugin.initGui()  # no iface: nothing to add to menus, no second provider
     assert registry.providerById("stfusion") is plugin.provider
-    assert len(plugin.provider.algorithms()) == 6
+    assert len(plugin.provider.algorithms()) == len(ALGORITHM_MODULES)
     plugin.unload()
     assert registry.providerById("stfusion") is None
 
