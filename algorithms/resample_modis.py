@@ -1,8 +1,9 @@
 """stfusion:resample_modis — bring raw MODIS onto the Landsat grid (numerics in core.resample)."""
 import os
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
-                       QgsProcessingParameterBoolean, QgsProcessingParameterEnum,
+from qgis.core import (QgsProcessing, QgsProcessingException, QgsProcessingOutputNumber,
+                       QgsProcessingOutputString, QgsProcessingParameterBoolean,
+                       QgsProcessingParameterEnum, QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 
@@ -33,7 +34,16 @@ with GDAL's warper: step 1 of the fusion pipeline. The output has the reference'
 geotransform and size, nodata where MODIS has none, the input's scale/offset and named bands, \
 and can be used directly as a coarse input of the fusion algorithms.
 
-<b>MODIS image (INPUT)</b>: any CRS, resolution and band count.
+<b>MODIS image (INPUT)</b>: any CRS, resolution and band count; or one HDF product file \
+as downloaded (read as PRODUCTS).
+<b>MODIS product files (PRODUCTS)</b>: instead of INPUT, the HDF-EOS files of one product \
+and one date as downloaded, one or several adjacent tiles (h/v), which are mosaicked: \
+MOD09GA/MYD09GA, MOD09A1/MYD09A1, MCD43A4, MOD13Q1/MOD13A1 (and MYD), MOD11A1/MYD11A1. The \
+product is recognised from its metadata; the bands are picked in the order of REFERENCE's band \
+names (blue, green, red, nir, swir1, swir2, ndvi, evi, lst, lst_night; unnamed bands get the \
+product's default: the six reflectance bands, NDVI or day LST), with the product's scale and \
+fill values; the date goes into the output's ACQUISITIONDATE metadata. A file of another \
+product is refused with the list of its subdatasets.
 <b>Reference fine image (REFERENCE)</b>: its grid (CRS, extent, pixel size, rows/columns) is \
 the target; only read.
 <b>Resampling method (METHOD)</b>: 0 nearest (the paper's benchmark), 1 bilinear (its eq. 1), \
@@ -53,13 +63,19 @@ image by maximising their correlation (the fine image averaged over MODIS footpr
 triangular point-spread function, searched up to +-1.5 MODIS pixels, coarse-to-fine with a \
 parabolic refinement) and correct the MODIS georeference before warping. Default off. The \
 reference bands are paired with the mapped MODIS bands in order (e.g. Landsat blue..SWIR2).
+<b>Keep QA-flagged pixels (KEEP_QA)</b>: products only. Off (default): pixels the \
+product's QA marks bad become nodata (MOD09 state: cloudy, mixed, cloud shadow, average or \
+high cirrus; QC_500m and MOD11 QC 'not produced'; MCD43 mandatory quality other than full \
+inversion; MOD13 pixel reliability other than good or marginal).
 <b>Output (OUTPUT)</b>: GeoTIFF on the reference grid; written to a temporary file and \
 renamed on success, so nothing partial is left on error or cancel.
 <b>SHIFT_X, SHIFT_Y</b> (outputs): the correction applied, in MODIS pixels along the MODIS \
 columns (x, positive = east) and rows (y, positive = south, the row direction); 0 without \
 co-registration. The corrected MODIS pixel (col, row) lies where the file put \
 (col + SHIFT_X, row + SHIFT_Y); a file whose georeference is off by (+0.3, -0.2) pixels gives \
-SHIFT_X = -0.3, SHIFT_Y = +0.2."""
+SHIFT_X = -0.3, SHIFT_Y = +0.2.
+<b>ACQUISITION_DATE</b> (output): the input's date (YYYY-MM-DD, also written as the \
+ACQUISITIONDATE metadata item); empty when the input tells none."""
 
 PARAMETER_NAMES = {"modis": "INPUT", "reference": "REFERENCE", "nodata": "NODATA",
                    "method": "METHOD", "output_type": "OUTPUT_TYPE",
@@ -74,7 +90,11 @@ class ResampleModis(StfusionAlgorithm):
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "INPUT", self.tr("MODIS image (any CRS and resolution)")))
+            "INPUT", self.tr("MODIS image (any CRS and resolution; or one HDF product file)"),
+            optional=True))
+        self.addParameter(QgsProcessingParameterMultipleLayers(
+            "PRODUCTS", self.tr("MODIS product files of one date (HDF, adjacent tiles)"),
+            layerType=QgsProcessing.TypeFile, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "REFERENCE", self.tr("Reference fine image (target grid)")))
         self.addParameter(QgsProcessingParameterEnum(
@@ -97,17 +117,47 @@ class ResampleModis(StfusionAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "COREGISTER", self.tr("Co-register MODIS to the fine image (sub-pixel shift "
                                   "maximising the correlation)"), defaultValue=False))
+        self.addParameter(QgsProcessingParameterBoolean(
+            "KEEP_QA", self.tr("Keep pixels the product's QA flags (products only)"),
+            defaultValue=False))
         self.addParameter(QgsProcessingParameterRasterDestination(
             "OUTPUT", self.tr("MODIS on the fine grid")))
         self.addOutput(QgsProcessingOutputNumber(
             "SHIFT_X", self.tr("Applied shift x (MODIS pixels, positive = east)")))
         self.addOutput(QgsProcessingOutputNumber(
             "SHIFT_Y", self.tr("Applied shift y (MODIS pixels, positive = south)")))
+        self.addOutput(QgsProcessingOutputString(
+            "ACQUISITION_DATE", self.tr("Acquisition date (YYYY-MM-DD; empty if unknown)")))
+
+    def checkParameterValues(self, parameters, context):
+        from ..core.modis_products import is_product_file
+        if is_product_file(parameters.get("INPUT")):
+            # an HDF container is no raster layer: execute reads it as a product file
+            parameters = dict(parameters, INPUT=None)
+        return super().checkParameterValues(parameters, context)
+
+    def product_files(self, parameters, context):
+        """The HDF product files given as PRODUCTS, or as INPUT (one file)."""
+        from ..core.modis_products import is_product_file
+        files = [f for f in self.parameterAsFileList(parameters, "PRODUCTS", context) if f]
+        value = parameters.get("INPUT")
+        if is_product_file(value):
+            files.insert(0, value)
+        elif files and value not in (None, ""):
+            raise QgsProcessingException(
+                "Parameters INPUT and PRODUCTS: give either a MODIS raster as INPUT or the "
+                "product files as PRODUCTS, not both.")
+        return files
 
     def execute(self, parameters, context, feedback):
         from ..core import resample
 
-        modis_path = self.raster_source(parameters, "INPUT", context)
+        products = self.product_files(parameters, context)
+        if not products and parameters.get("INPUT") in (None, ""):
+            raise QgsProcessingException(
+                "Parameter INPUT: no MODIS image given; choose a MODIS raster as INPUT or "
+                "the product's HDF files as PRODUCTS.")
+        modis_path = None if products else self.raster_source(parameters, "INPUT", context)
         reference_path = self.raster_source(parameters, "REFERENCE", context)
         method = METHOD_OPTIONS[self.parameterAsEnum(parameters, "METHOD", context)][0]
         band_key = BAND_MAP_OPTIONS[self.parameterAsEnum(parameters, "BAND_MAP", context)][0]
@@ -129,20 +179,27 @@ class ResampleModis(StfusionAlgorithm):
                                                                context)][0]
         coregister = self.parameterAsBool(parameters, "COREGISTER", context)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
-        for name, path in (("INPUT", modis_path), ("REFERENCE", reference_path)):
+        for name, path in (("INPUT", modis_path or ""), ("REFERENCE", reference_path),
+                           *(("PRODUCTS", p) for p in products)):
             if os.path.abspath(output) == os.path.abspath(path.split("|")[0]):
                 raise QgsProcessingException(
                     f"Parameter OUTPUT: it is the {name} file, which is never overwritten; "
                     "choose another output file.")
 
         progress, is_canceled = feedback_callbacks(feedback)
+        options = dict(method=method, coregister=coregister, progress=progress,
+                       output_type=None if output_type == "input" else output_type,
+                       is_canceled=is_canceled)
         try:
-            result = resample.resample_to_grid(
-                modis_path, reference_path, output, method=method, bands=bands,
-                nodata=nodata, output_type=None if output_type == "input" else output_type,
-                coregister=coregister, progress=progress, is_canceled=is_canceled)
+            if products:
+                result = self.resample_products(products, reference_path, output, parameters,
+                                                context, feedback, options)
+            else:
+                result = resample.resample_to_grid(modis_path, reference_path, output,
+                                                   bands=bands, nodata=nodata, **options)
         except resample.ResampleError as exc:
             name = bands_parameter if exc.parameter == "bands" else \
+                "PRODUCTS" if products and exc.parameter == "modis" else \
                 PARAMETER_NAMES.get(exc.parameter, exc.parameter)
             raise QgsProcessingException(
                 f"Parameter{'s' if ' and ' in name else ''} {name}: {exc}")
@@ -156,7 +213,25 @@ class ResampleModis(StfusionAlgorithm):
             f"{', '.join(result.band_names)}; method {method}; fill value "
             f"{result.nodata[0]}; {result.seconds:.1f} s")
         RgbRendering.attach(context, output, result.band_names)
-        return {"OUTPUT": output, "SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y}
+        return {"OUTPUT": output, "SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y,
+                "ACQUISITION_DATE": result.acquisition_date}
+
+    def resample_products(self, products, reference_path, output, parameters, context,
+                          feedback, options):
+        from ..core import modis_products
+        if (self.parameterAsString(parameters, "CUSTOM_BANDS", context) or "").strip() or \
+                parameters.get("BAND_MAP") not in (None, "", 0):
+            feedback.pushWarning("PRODUCTS: the bands follow REFERENCE's band names; "
+                                 "BAND_MAP and CUSTOM_BANDS are not used.")
+        keep_qa = self.parameterAsBool(parameters, "KEEP_QA", context)
+        result, source = modis_products.resample_products(products, reference_path, output,
+                                                          keep_qa=keep_qa, **options)
+        qa = "kept (KEEP_QA)" if keep_qa else \
+            f"{source.qa_percent:.1f} % of the valid product pixels set to nodata"
+        feedback.pushInfo(f"{source.product} of {source.date}, {source.tiles} tile(s) "
+                          f"mosaicked; bands {', '.join(source.band_names)}; QA {qa} "
+                          f"({'; '.join(source.qa_rules) or 'no QA field'})")
+        return result
 
 
 ALGORITHM = ResampleModis

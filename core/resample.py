@@ -45,6 +45,7 @@ MOD09_PRESET = "the MOD09 preset (bands 3,4,1,2,6,7 of a 7-band MOD09 file)"
 MODIS_FILL = -28672
 OUTPUT_TYPES = ("input", "float32")
 DEFAULT_TILE = 512
+ACQUISITION_DATE = "ACQUISITIONDATE"   # metadata item (YYYY-MM-DD) carried from the input
 WARP_MEMORY_MB = 256
 MAX_SHIFT = 1.5          # co-registration search radius, coarse pixels
 MAX_COREG_WINDOW = 120   # co-registration uses at most this many coarse pixels per side
@@ -83,6 +84,7 @@ class ResampleResult:
     method: str = "bicubic"
     nodata: Tuple[Optional[float], ...] = ()
     coregistration: Optional[ShiftEstimate] = None
+    acquisition_date: str = ""          # the input's ACQUISITIONDATE, copied to the output
     seconds: float = 0.0
     log: list = field(default_factory=list)
 
@@ -494,6 +496,10 @@ def resample_to_grid(modis_path: str, reference_path: str, output_path: str,
     total = tile_count(grid.width, grid.height, tile_size)
     with raster.AtomicGeoTiff(output_path, grid, len(bands), encoding,
                               result.band_names) as out:
+        result.acquisition_date = \
+            raster.open_dataset(modis_path).GetMetadataItem(ACQUISITION_DATE) or ""
+        if result.acquisition_date:  # fuse_series orders images by it
+            out.ds.SetMetadataItem(ACQUISITION_DATE, result.acquisition_date)
         for done, tile in enumerate(iter_tiles(grid.width, grid.height, tile_size)):
             check_canceled(is_canceled)
             origin = _pixel_to_map(grid.geotransform, tile.x0, tile.y0)

@@ -1,9 +1,11 @@
 """Small stand-ins with the structure of real downloads: a Landsat Collection 2 Level-2 scene
-(folder and .tar). No real product is committed; every value here is set by the tests."""
+(folder and .tar) and MODIS HDF-EOS (HDF4) tiles written with pyhdf. No real product is
+committed; every value here is set by the tests."""
+import datetime
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Tuple
+from typing import Dict, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -133,4 +135,202 @@ def make_collection1_mtl(folder: Path) -> Path:
                     '    LANDSAT_PRODUCT_ID = "LC08_L1TP_190027_20180714_20180730_01_T1"\n'
                     '    COLLECTION_NUMBER = 01\n  END_GROUP = METADATA_FILE_INFO\n'
                     'END_GROUP = L1_METADATA_FILE\nEND\n')
+    return path
+
+
+# -- MODIS HDF-EOS (HDF4) ------------------------------------------------------------------
+TILE_METRES = 1111950.519667          # side of a MODIS sinusoidal tile
+SPHERE = 6371007.181
+WORLD_UL = (-20015109.354, 10007554.677)
+HDF_TYPES = {"int8": "INT8", "uint8": "UINT8", "int16": "INT16", "uint16": "UINT16",
+             "uint32": "UINT32"}
+MOD09_NUMBERS = {"blue": 3, "green": 4, "red": 1, "nir": 2, "swir1": 6, "swir2": 7}
+
+
+@dataclass
+class HdfField:
+    grid: str
+    name: str
+    values: np.ndarray
+    attributes: Dict[str, object]
+
+
+def sinusoidal_lonlat(x: float, y: float) -> Tuple[float, float]:
+    """Longitude, latitude (degrees) of a point of the MODIS sinusoidal grid (sphere)."""
+    lat = y / SPHERE
+    return float(np.degrees(x / (SPHERE * np.cos(lat)))), float(np.degrees(lat))
+
+
+def tile_origin(h: int, v: int) -> Tuple[float, float]:
+    return WORLD_UL[0] + h * TILE_METRES, WORLD_UL[1] - v * TILE_METRES
+
+
+def _struct_metadata(grids: Dict[str, Tuple[float, float, float, int, int]],
+                     fields: Sequence[HdfField]) -> str:
+    """StructMetadata.0 as HDF-EOS writes it (tab-indented ODL: the library parses tabs)."""
+    lines = ["GROUP=SwathStructure", "END_GROUP=SwathStructure", "GROUP=GridStructure"]
+    for number, (grid, (x0, y0, pixel, rows, cols)) in enumerate(grids.items(), 1):
+        lines += [f"\tGROUP=GRID_{number}", f'\t\tGridName="{grid}"', f"\t\tXDim={cols}",
+                  f"\t\tYDim={rows}", f"\t\tUpperLeftPointMtrs=({x0:.6f},{y0:.6f})",
+                  f"\t\tLowerRightMtrs=({x0 + cols * pixel:.6f},{y0 - rows * pixel:.6f})",
+                  "\t\tProjection=GCTP_SNSOID",
+                  f"\t\tProjParams=({SPHERE:.6f},0,0,0,0,0,0,0,0,0,0,0,0)",
+                  "\t\tSphereCode=-1", "\t\tGridOrigin=HDFE_GD_UL",
+                  "\t\tGROUP=Dimension", "\t\tEND_GROUP=Dimension", "\t\tGROUP=DataField"]
+        for index, item in enumerate([f for f in fields if f.grid == grid], 1):
+            kind = HDF_TYPES[item.values.dtype.name]
+            lines += [f"\t\t\tOBJECT=DataField_{index}", f'\t\t\t\tDataFieldName="{item.name}"',
+                      f"\t\t\t\tDataType=DFNT_{kind}", '\t\t\t\tDimList=("YDim","XDim")',
+                      f"\t\t\tEND_OBJECT=DataField_{index}"]
+        lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields",
+                  "\t\tEND_GROUP=MergedFields", f"\tEND_GROUP=GRID_{number}"]
+    return "\n".join(lines + ["END_GROUP=GridStructure", "GROUP=PointStructure",
+                              "END_GROUP=PointStructure", "END", ""])
+
+
+def _core_metadata(short_name: str, date: str) -> str:
+    """The ECS inventory metadata items GDAL reports (CoreMetadata.0)."""
+    def item(name, value):
+        return (f"    OBJECT                 = {name}\n      NUM_VAL              = 1\n"
+                f'      VALUE                = "{value}"\n    END_OBJECT             = {name}\n')
+    return ("\nGROUP                  = INVENTORYMETADATA\n  GROUPTYPE            = MASTERGROUP\n"
+            "\n  GROUP                  = COLLECTIONDESCRIPTIONCLASS\n\n"
+            + item("SHORTNAME", short_name) + item("VERSIONID", "61")
+            + "\n  END_GROUP              = COLLECTIONDESCRIPTIONCLASS\n"
+            "\n  GROUP                  = RANGEDATETIME\n\n" + item("RANGEBEGINNINGDATE", date)
+            + "\n  END_GROUP              = RANGEDATETIME\n\nEND_GROUP              = "
+            "INVENTORYMETADATA\n\nEND\n")
+
+
+def write_hdf_eos(path: Path, short_name: str, date: str,
+                  grids: Dict[str, Tuple[float, float, float, int, int]],
+                  fields: Sequence[HdfField]) -> Path:
+    """An HDF4 file with the HDF-EOS grid structure: one Vgroup per grid (class GRID) with
+    'Data Fields' and 'Grid Attributes' Vgroups, the SDS of each field in 'Data Fields',
+    StructMetadata.0 and CoreMetadata.0. ``grids``: name -> (upper-left x, y, pixel size,
+    rows, columns) in the sinusoidal projection."""
+    import pyhdf.V  # noqa: F401  (HDF.vgstart needs the module loaded)
+    from pyhdf.HDF import HC, HDF
+    from pyhdf.SD import SD, SDC
+    sd = SD(str(path), SDC.WRITE | SDC.CREATE | SDC.TRUNC)
+    refs = {grid: [] for grid in grids}
+    for item in fields:
+        sds = sd.create(item.name, getattr(SDC, HDF_TYPES[item.values.dtype.name]),
+                        item.values.shape)
+        sds.dim(0).setname(f"YDim:{item.grid}")
+        sds.dim(1).setname(f"XDim:{item.grid}")
+        sds[:] = item.values
+        for name, value in item.attributes.items():
+            if name == "_FillValue":
+                sds.setfillvalue(value)
+            else:
+                setattr(sds, name, value)
+        refs[item.grid].append(sds.ref())
+        sds.endaccess()
+    sd.attr("StructMetadata.0").set(SDC.CHAR, _struct_metadata(grids, fields))
+    sd.attr("CoreMetadata.0").set(SDC.CHAR, _core_metadata(short_name, date))
+    sd.end()
+    hdf = HDF(str(path), HC.WRITE)
+    vgroups = hdf.vgstart()
+    for grid, grid_refs in refs.items():
+        root = vgroups.create(grid)
+        root._class = "GRID"
+        data, attributes = vgroups.create("Data Fields"), vgroups.create("Grid Attributes")
+        for group in (data, attributes):
+            group._class = "GRID Vgroup"
+            root.insert(group)
+        for ref in grid_refs:
+            data.add(HC.DFTAG_NDG, ref)
+        for group in (data, attributes, root):
+            group.detach()
+    vgroups.end()
+    hdf.close()
+    return path
+
+
+def reflectance_numbers(rows: int, cols: int, offset: int = 0) -> Dict[int, np.ndarray]:
+    """MOD09 band number -> int16 values 1000 * band + 10 * row + col + offset."""
+    r, c = np.mgrid[0:rows, 0:cols]
+    return {n: (1000 * n + 10 * r + c + offset).astype(np.int16) for n in range(1, 8)}
+
+
+@dataclass
+class ModisFixture:
+    path: Path
+    grid: Tuple[float, float, float, int, int]     # x0, y0, pixel, rows, cols (500 m)
+    numbers: Dict[int, np.ndarray]                   # MOD09 band number -> stored values
+
+
+def make_mod09ga(folder: Path, h: int = 18, v: int = 4, col0: int = 0, row0: int = 0,
+                 size: int = 24, date: str = "2021-07-14", offset: int = 0,
+                 state: Dict[Tuple[int, int], int] = None, qc: Dict[Tuple[int, int], int] = None,
+                 fill: Tuple[Tuple[int, int], ...] = (), short_name: str = "MOD09GA"
+                 ) -> ModisFixture:
+    """A MOD09GA (or MYD09GA) tile cut to ``size`` x ``size`` 500 m pixels starting at pixel
+    (row0, col0) of tile h/v: grids MODIS_Grid_500m_2D (sur_refl_b01_1..b07_1, QC_500m_1) and
+    MODIS_Grid_1km_2D (state_1km_1), real attributes; ``state`` / ``qc``: {(row, col): value}
+    at 1 km / 500 m; ``fill``: 500 m pixels at the fill value in every band."""
+    x0, y0 = tile_origin(h, v)
+    pixel = TILE_METRES / 2400
+    x0, y0 = x0 + col0 * pixel, y0 - row0 * pixel
+    numbers = reflectance_numbers(size, size, offset)
+    for row, col in fill:
+        for values in numbers.values():
+            values[row, col] = -28672
+    state_values = np.zeros((size // 2, size // 2), np.uint16) | (1 << 3)  # clear land
+    for (row, col), value in (state or {}).items():
+        state_values[row, col] = value
+    qc_values = np.zeros((size, size), np.uint32)
+    for (row, col), value in (qc or {}).items():
+        qc_values[row, col] = value
+    grid500, grid1k = "MODIS_Grid_500m_2D", "MODIS_Grid_1km_2D"
+    reflectance = {"_FillValue": -28672, "scale_factor": 0.0001, "add_offset": 0.0,
+                   "units": "reflectance", "valid_range": [-100, 16000]}
+    fields = [HdfField(grid1k, "state_1km_1", state_values, {"_FillValue": 65535})]
+    fields += [HdfField(grid500, f"sur_refl_b{n:02d}_1", numbers[n], reflectance)
+               for n in range(1, 8)]
+    fields.append(HdfField(grid500, "QC_500m_1", qc_values, {"_FillValue": 787410671}))
+    compact = datetime_compact(date)
+    path = folder / f"{short_name}.A{compact}.h{h:02d}v{v:02d}.061.2021197023152.hdf"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_hdf_eos(path, short_name, date, {grid1k: (x0, y0, 2 * pixel, size // 2, size // 2),
+                                           grid500: (x0, y0, pixel, size, size)}, fields)
+    return ModisFixture(path, (x0, y0, pixel, size, size), numbers)
+
+
+def make_single_grid_product(folder: Path, short_name: str, grid: str, pixel_divisor: int,
+                             fields: Sequence[Tuple[str, np.ndarray, Dict[str, object]]],
+                             h: int = 18, v: int = 4, date: str = "2021-07-14") -> ModisFixture:
+    """A product with one grid (MOD09A1, MCD43A4, MOD13Q1/A1, MOD11A1) at tile h/v's corner;
+    ``pixel_divisor``: pixels per tile side (2400 for 500 m, 4800 for 250 m, 1200 for 1 km)."""
+    x0, y0 = tile_origin(h, v)
+    pixel = TILE_METRES / pixel_divisor
+    rows, cols = fields[0][1].shape
+    path = folder / f"{short_name}.A{datetime_compact(date)}.h{h:02d}v{v:02d}.061.2021204.hdf"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_hdf_eos(path, short_name, date, {grid: (x0, y0, pixel, rows, cols)},
+                  [HdfField(grid, name, values, attributes)
+                   for name, values, attributes in fields])
+    return ModisFixture(path, (x0, y0, pixel, rows, cols), {})
+
+
+def datetime_compact(date: str) -> str:
+    """'2021-07-14' -> '2021195' (year and day of year, as in MODIS file names)."""
+    day = datetime.date.fromisoformat(date)
+    return f"{day.year}{day.timetuple().tm_yday:03d}"
+
+
+def write_reference(path: Path, x0: float, y0: float, pixel: float, rows: int, cols: int,
+                    band_names: Sequence[str], wkt: str) -> Path:
+    """A fine image (zeros) on the given grid with named bands: the target of resampling."""
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), cols, rows, len(band_names),
+                                              gdal.GDT_Int16)
+    ds.SetGeoTransform((x0, pixel, 0.0, y0, 0.0, -pixel))
+    ds.SetProjection(wkt)
+    for i, name in enumerate(band_names):
+        band = ds.GetRasterBand(i + 1)
+        band.SetDescription(name)
+        band.Fill(1000)
+        band.SetScale(1e-4)
+    ds = None
     return path

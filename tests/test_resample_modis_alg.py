@@ -22,9 +22,10 @@ def test_algorithm_is_listed_with_documented_parameters(stfusion_provider):
     algorithm = QgsApplication.processingRegistry().algorithmById(ALG)
     assert algorithm is not None and algorithm.group() == "Preparation"
     names = [p.name() for p in algorithm.parameterDefinitions()]
-    assert names == ["INPUT", "REFERENCE", "METHOD", "BAND_MAP", "CUSTOM_BANDS", "NODATA",
-                     "OUTPUT_TYPE", "COREGISTER", "OUTPUT"]
-    assert {o.name() for o in algorithm.outputDefinitions()} == {"OUTPUT", "SHIFT_X", "SHIFT_Y"}
+    assert names == ["INPUT", "PRODUCTS", "REFERENCE", "METHOD", "BAND_MAP", "CUSTOM_BANDS",
+                     "NODATA", "OUTPUT_TYPE", "COREGISTER", "KEEP_QA", "OUTPUT"]
+    assert {o.name() for o in algorithm.outputDefinitions()} == {
+        "OUTPUT", "SHIFT_X", "SHIFT_Y", "ACQUISITION_DATE"}
     help_text = algorithm.shortHelpString()
     for name in names:
         assert f"({name})" in help_text, name
