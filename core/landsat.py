@@ -317,8 +317,8 @@ def qa_flags(qa_pixel: np.ndarray, qa_radsat: np.ndarray, scene: LandsatScene,
     return flags
 
 
-def prepare_scene(source: Union[str, LandsatScene], output_path: str, mask: Sequence[str] = MASKABLE,
-                  saturated: bool = True,
+def prepare_scene(source: Union[str, LandsatScene], output_path: str,
+                  mask: Sequence[str] = MASKABLE, saturated: bool = True,
                   extent: Optional[Tuple[float, float, float, float]] = None,
                   progress: Callable[[float], None] = no_progress,
                   is_canceled: Callable[[], bool] = never_canceled,

@@ -18,3 +18,18 @@ def shifted_copy(path, target, shift):
     ds.SetGeoTransform(gt)
     ds = None
     return str(target)
+
+
+def qgis_process_json(profile, algorithm, *arguments):
+    """``qgis_process run ALGORITHM --json -- ARGUMENTS`` in a fresh profile with the plugin
+    enabled; returns the finished process (stdout holds the JSON on success)."""
+    import os
+    import subprocess
+    from test_qgis_process import ROOT, qgis_process_command
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile),
+               QGIS_PLUGINPATH=str(ROOT / "build" / "plugins"))
+    command = qgis_process_command()
+    subprocess.run([command, "plugins", "enable", "stfusion"], env=env, capture_output=True,
+                   timeout=300)
+    return subprocess.run([command, "run", algorithm, "--json", "--", *arguments], env=env,
+                          capture_output=True, text=True, timeout=300)

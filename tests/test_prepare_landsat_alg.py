@@ -1,15 +1,13 @@
 """stfusion:prepare_landsat through Processing and headless qgis_process."""
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
 from osgeo import gdal, osr
 
+from helpers import qgis_process_json
 from product_fixtures import ORIGIN, QA_PIXELS, SATURATED_PIXEL, UTM_33N, make_c2l2_scene
 from stfusion.core import raster
-from test_qgis_process import ROOT, qgis_process_command
 
 ALG = "stfusion:prepare_landsat"
 
@@ -82,15 +80,7 @@ def test_headless_from_the_tar_archive(tmp_path):
     scene = make_c2l2_scene(tmp_path / "scene", spacecraft="LANDSAT_9")
     archive = scene.tar(tmp_path / f"{scene.product_id}.tar")
     output = tmp_path / "stack.tif"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"),
-               QGIS_PLUGINPATH=str(ROOT / "build" / "plugins"))
-    command = qgis_process_command()
-    subprocess.run([command, "plugins", "enable", "stfusion"], env=env, capture_output=True,
-                   timeout=300)
-    done = subprocess.run([command, "run", ALG, "--json", "--", f"INPUT={archive}",
-                           f"OUTPUT={output}"], env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = qgis_process_json(tmp_path / "profile", ALG, f"INPUT={archive}", f"OUTPUT={output}")
     assert done.returncode == 0, done.stdout + done.stderr
     results = json.loads(done.stdout)["results"]
     assert results["ACQUISITION_DATE"] == "2021-07-14"

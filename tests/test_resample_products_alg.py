@@ -1,7 +1,5 @@
 """stfusion:resample_modis on MODIS HDF files as downloaded (Processing and qgis_process)."""
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -11,10 +9,10 @@ pytest.importorskip("pyhdf.SD", reason="pyhdf writes the HDF4 fixtures (scripts/
 if gdal.GetDriverByName("HDF4") is None:
     pytest.skip("GDAL has no HDF4 driver", allow_module_level=True)
 
+from helpers import qgis_process_json  # noqa: E402
 from product_fixtures import make_mod09ga, make_single_grid_product  # noqa: E402
 from stfusion.core import raster  # noqa: E402
 from test_modis_products import BANDS, CLEAR, _utm31_reference  # noqa: E402
-from test_qgis_process import ROOT, qgis_process_command  # noqa: E402
 
 ALG = "stfusion:resample_modis"
 
@@ -76,15 +74,8 @@ def test_headless_qgis_process_takes_the_hdf_path(tmp_path):
     tile = make_mod09ga(tmp_path, h=18)
     reference, _to_lonlat, _origin = _utm31_reference(tmp_path)
     output = tmp_path / "out.tif"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen",
-               QGIS_CUSTOM_CONFIG_PATH=str(tmp_path / "profile"),
-               QGIS_PLUGINPATH=str(ROOT / "build" / "plugins"))
-    command = qgis_process_command()
-    subprocess.run([command, "plugins", "enable", "stfusion"], env=env, capture_output=True,
-                   timeout=300)
-    done = subprocess.run([command, "run", ALG, "--json", "--", f"INPUT={tile.path}",
-                           f"REFERENCE={reference}", f"OUTPUT={output}"], env=env,
-                          capture_output=True, text=True, timeout=300)
+    done = qgis_process_json(tmp_path / "profile", ALG, f"INPUT={tile.path}",
+                             f"REFERENCE={reference}", f"OUTPUT={output}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["results"]["ACQUISITION_DATE"] == "2021-07-14"
     assert raster.raster_info(str(output)).band_names == BANDS
