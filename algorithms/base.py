@@ -2,22 +2,35 @@
 
 Subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``HELP`` and implement
 ``initAlgorithm`` and ``execute`` (not ``run``: that name is QgsProcessingAlgorithm's own).
-The base translates the numerics' errors (bad raster, missing torch, cancel) into
-``QgsProcessingException``s that name the parameter and the fix. Heavy modules (torch and
+The base translates the numerics' errors (bad raster, missing torch, cancel, a full disk)
+into ``QgsProcessingException``s that name the parameter and the fix. Before any work it
+refuses outputs that would replace an input of the run or another output of it, or that
+cannot be written (``output_problem``); a run's outputs are staged and published together
+at its end (``core.atomic.run_outputs``), after a last cancel check; SIGTERM and SIGHUP
+cancel the run (``cancel_on_signals``). Heavy modules (torch and
 the models) are imported inside ``execute`` only, so the provider loads and lists its
 algorithms on a QGIS without torch.
 """
+import itertools
 import os
-from typing import Callable, Dict, Optional, Tuple
+import re
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Callable, Dict, List, Optional, Tuple
 
-from qgis.core import (QgsProcessingAlgorithm, QgsProcessingException,
+from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
                        QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterLayer,
+                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination,
+                       QgsProcessingParameterRasterLayer, QgsProperty,
                        QgsMultiBandColorRenderer, QgsContrastEnhancement, QgsRasterLayer)
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-from ..core import raster
+from ..core import atomic, raster, report
 from ..core.errors import InputError
 from ..core.tiling import Canceled
 from ..core.torch_check import TorchMissing, require_torch
@@ -63,25 +76,143 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
         return QCoreApplication.translate("stfusion", text)
 
     def processAlgorithm(self, parameters, context, feedback):
+        problem = self.output_problem(parameters, context)
+        if problem:
+            raise QgsProcessingException(problem)
+        raster.implausible_inputs_seen(clear=True)
         try:
-            return self.execute(parameters, context, feedback)
+            with atomic.run_outputs() as outputs, cancel_on_signals(feedback):
+                results = self.execute(parameters, context, feedback)
+                self.warn_implausible_values(parameters, context, feedback)
+                if feedback.isCanceled():       # e.g. during the last tile
+                    raise Canceled()
+                outputs.commit()
+            return results
         except Canceled:
-            raise QgsProcessingException("Canceled by the user; no output was written.")
-        except TorchMissing as exc:
-            raise QgsProcessingException(str(exc))
-        except (raster.RasterError, InputError) as exc:
-            raise QgsProcessingException(str(exc))
+            message = self.tr("Canceled; nothing was written (no output, report or sidecar).")
+        except (TorchMissing, raster.RasterError, InputError) as exc:
+            message = str(exc)
+        except OSError as exc:
+            message = self.write_failure(exc, parameters, context)
+        # raised outside the handlers, so no traceback keeps the run's arrays and datasets
+        raise QgsProcessingException(message)
 
     def execute(self, parameters, context, feedback) -> Dict:
         raise NotImplementedError
 
     def checkParameterValues(self, parameters, context):
+        """QGIS's check of every value, except that raster files are checked by GDAL alone:
+        QGIS would load them as layers, whose statistics GDAL then writes into .aux.xml
+        files beside the inputs. Then the outputs (``output_problem``)."""
         for definition in self.parameterDefinitions():
+            name = definition.name()
             if isinstance(definition, QgsProcessingParameterRasterLayer):
-                problem = unreadable_file(parameters, definition.name())
+                problem = unreadable_file(parameters, name)
                 if problem:
                     return False, problem
-        return super().checkParameterValues(parameters, context)
+            if self.given_as_files(parameters, name):
+                continue
+            if not definition.checkValueIsAcceptable(parameters.get(name), context):
+                return False, self.tr(f"Parameter {name}: the value "
+                                      f"'{parameters.get(name)}' is not acceptable.")
+        problem = self.output_problem(parameters, context)
+        return (False, problem) if problem else (True, "")
+
+    def validateInputCrs(self, parameters, context):
+        """Inputs must share one grid, which ``check_same_grid`` tells precisely; QGIS's own
+        check would load the inputs as layers (see ``checkParameterValues``)."""
+        return True
+
+    # -- what a run reads and writes -------------------------------------------------------
+    def input_files(self, parameters, context) -> List[Tuple[str, str]]:
+        """(parameter, file) for every file the run reads: raster layers, layer lists and
+        files (e.g. MODEL)."""
+        files = []
+        for definition in self.parameterDefinitions():
+            name = definition.name()
+            if definition.isDestination() or parameters.get(name) in (None, ""):
+                continue
+            if isinstance(definition, (QgsProcessingParameterRasterLayer,
+                                       QgsProcessingParameterMultipleLayers)):
+                sources = self.layer_sources(parameters, name, context)
+            elif isinstance(definition, QgsProcessingParameterFile):
+                sources = [self.parameterAsFile(parameters, name, context)]
+            else:
+                continue
+            files += [(name, path) for path in map(source_file, sources) if path]
+        return files
+
+    def planned_outputs(self, parameters, context) -> List[Tuple[str, str]]:
+        """(parameter, file) for every file the run will write at a path the user chose:
+        every destination parameter, and for a report its sidecars (temporary outputs,
+        which Processing places in fresh folders, are left out)."""
+        files = []
+        for definition in self.destinationParameterDefinitions():
+            path = destination_file(parameters.get(definition.name()), context)
+            if not path:
+                continue
+            if is_report(definition):
+                files += [(definition.name(), p) for p in
+                          report.sidecar_paths(report.html_path(path))]
+            else:
+                files.append((definition.name(), path))
+        return files
+
+    def output_problem(self, parameters, context) -> str:
+        """Why the outputs cannot be written as given ('' when they can): an output that is
+        an input of the run (also through a link or another case), two outputs on one file,
+        a raster output not named .tif, or a folder that cannot be written."""
+        outputs = self.planned_outputs(parameters, context)
+        inputs = self.input_files(parameters, context)
+        given = [(d.name(), destination_file(parameters.get(d.name()), context))
+                 for d in self.destinationParameterDefinitions()]
+        given = [(name, path) for name, path in given if path]
+        for (name, path), (input_name, input_path) in itertools.product(given + outputs,
+                                                                         inputs):
+            if atomic.same_file(path, input_path):
+                return self.tr(
+                    f"Parameter {name}: '{path}' is the file of input {input_name} "
+                    f"('{input_path}'); inputs are never overwritten. Choose another file "
+                    f"for {name}.")
+        for (name, path), (other, other_path) in itertools.chain(
+                itertools.combinations(given, 2),
+                itertools.combinations(outputs, 2)):
+            if name != other and atomic.same_file(path, other_path):
+                return self.tr(
+                    f"Parameters {name} and {other} both write '{path}'; give each output "
+                    "its own file.")
+        for name, path in outputs:
+            definition = self.parameterDefinition(name)
+            if isinstance(definition, QgsProcessingParameterRasterDestination) and \
+                    os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+                return self.tr(
+                    f"Parameter {name}: '{os.path.basename(path)}' does not name a GeoTIFF; "
+                    "stfusion writes GeoTIFF rasters, give a file name ending in .tif.")
+            problem = atomic.writable_folder_problem(path)
+            if problem:
+                return self.tr(f"Parameter {name}: cannot write '{path}': {problem}; "
+                               "choose a folder you can write to.")
+        return ""
+
+    def write_failure(self, exc: OSError, parameters, context) -> str:
+        """The message of an output that could not be written, naming its parameter."""
+        path = getattr(exc, "path", None) or exc.filename or ""
+        name = next((n for n, p in self.planned_outputs(parameters, context)
+                     if path and written_as(str(path), p)), None)
+        fix = "free disk space or choose another folder, then run it again."
+        if name is None:
+            return self.tr(f"Writing an output failed: {exc}; {fix}")
+        return self.tr(f"Parameter {name}: {exc}; {fix}")
+
+    def warn_implausible_values(self, parameters, context, feedback) -> None:
+        seen = raster.implausible_inputs_seen()
+        for name, path in self.input_files(parameters, context):
+            if any(atomic.same_file(path, other) for other in seen):
+                feedback.pushWarning(self.tr(
+                    f"Parameter {name}: values of magnitude {raster.IMPLAUSIBLE_MAGNITUDE:g} "
+                    "or more (an undeclared fill value such as 1e30?) were read as nodata; "
+                    "those pixels are nodata in the output. Declare the file's nodata value "
+                    "to silence this warning."))
 
     # -- shared helpers -------------------------------------------------------------
     def require_torch(self):
@@ -94,22 +225,47 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
         problem = unreadable_file(parameters, name)
         if problem:
             raise QgsProcessingException(problem)
-        layer = self.parameterAsRasterLayer(parameters, name, context)
-        if layer is None:
+        sources = self.layer_sources(parameters, name, context)
+        if not sources:
             if required:
                 raise QgsProcessingException(
                     f"Parameter {name}: no raster layer given; choose a raster layer or file.")
             return None
-        path = layer.source()
-        if layer.providerType() != "gdal":
-            raise QgsProcessingException(
-                f"Parameter {name}: layer '{layer.name()}' is not a GDAL raster "
-                f"(provider '{layer.providerType()}'); save it as a GeoTIFF first.")
+        path = sources[0]
         try:
             raster.raster_info(path)
         except raster.RasterError as exc:
             raise QgsProcessingException(f"Parameter {name}: {exc}")
         return path
+
+    def given_as_files(self, parameters, name: str) -> bool:
+        """Whether a raster layer (list) parameter is given as existing files."""
+        if not isinstance(self.parameterDefinition(name), (
+                QgsProcessingParameterRasterLayer, QgsProcessingParameterMultipleLayers)):
+            return False
+        value = parameters.get(name)
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        return bool(values) and all(isinstance(v, str) and os.path.isfile(source_file(v))
+                                    for v in values)
+
+    def layer_sources(self, parameters, name: str, context) -> List[str]:
+        """GDAL sources of a raster layer (or layer list) parameter. Files are used as given,
+        without making QGIS layers of them: a new layer computes statistics that GDAL then
+        writes into an .aux.xml beside the input. Layers of the project must be GDAL's."""
+        if self.given_as_files(parameters, name):
+            value = parameters[name]
+            return list(value) if isinstance(value, (list, tuple)) else [value]
+        if isinstance(self.parameterDefinition(name), QgsProcessingParameterMultipleLayers):
+            layers = self.parameterAsLayerList(parameters, name, context)
+        else:
+            layers = [self.parameterAsRasterLayer(parameters, name, context)]
+        layers = [layer for layer in layers if layer is not None]
+        for layer in layers:
+            if layer.providerType() != "gdal":
+                raise QgsProcessingException(
+                    f"Parameter {name}: layer '{layer.name()}' is not a GDAL raster "
+                    f"(provider '{layer.providerType()}'); save it as a GeoTIFF first.")
+        return [layer.source() for layer in layers]
 
     def add_fusion_inputs(self, second_pair: bool = True) -> None:
         """The FINE_T1, COARSE_T1, COARSE_T2 (and FINE_T3, COARSE_T3) layer parameters."""
@@ -169,6 +325,66 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
                     "give images with the same bands in the same order.")
 
 
+def destination_file(value, context) -> str:
+    """The file a destination parameter value names ('' for temporary outputs and
+    non-file destinations such as memory layers or database URIs)."""
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink
+    if isinstance(value, QgsProperty):
+        value = value.valueAsString(context.expressionContext())
+    if not isinstance(value, str):
+        return ""
+    value = value.strip()
+    if not value or value == QgsProcessing.TEMPORARY_OUTPUT or \
+            re.match(r"^[A-Za-z][A-Za-z0-9_]+:", value):
+        return ""
+    return os.path.abspath(value.split("|")[0])
+
+
+def source_file(source: str) -> str:
+    """The file behind a layer source: 'a.tif', 'a.gpkg|layername=x' or a GDAL subdataset
+    such as 'HDF4_EOS:EOS_GRID:"a.hdf":grid:field' ('' for virtual or remote sources)."""
+    quoted = re.match(r'^[A-Za-z0-9_]+:[^"]*"([^"]+)"', source)
+    path = quoted.group(1) if quoted else source.split("|")[0]
+    return "" if not path or path.startswith("/vsi") else os.path.abspath(path)
+
+
+def is_report(definition) -> bool:
+    return isinstance(definition, QgsProcessingParameterFileDestination) and \
+        "htm" in definition.fileFilter().lower()
+
+
+def written_as(path: str, target: str) -> bool:
+    """Whether ``path`` is ``target`` or one of its temporary files."""
+    return atomic.same_file(path, target) or (
+        os.path.dirname(os.path.abspath(path)) == os.path.dirname(target)
+        and os.path.basename(path).startswith("." + os.path.basename(target) + "."))
+
+
+@contextmanager
+def cancel_on_signals(feedback):
+    """While running in the main thread (qgis_process, scripts): SIGTERM and SIGHUP cancel
+    the run like the Cancel button, so it stops at the next check and removes what it has
+    written. Other threads (the desktop's background tasks) cannot take signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    names = [n for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+
+    def cancel(number, _frame):
+        feedback.pushWarning(f"{signal.Signals(number).name} received: canceling the run.")
+        feedback.cancel()
+
+    previous = {n: signal.getsignal(getattr(signal, n)) for n in names}
+    for n in names:
+        signal.signal(getattr(signal, n), cancel)
+    try:
+        yield
+    finally:
+        for n, handler in previous.items():
+            signal.signal(getattr(signal, n), signal.SIG_DFL if handler is None else handler)
+
+
 def unreadable_file(parameters, name: str) -> str:
     """Why the file given as parameter ``name`` cannot be read ('' when it can, or when the
     value is not a file path): GDAL's reason rather than Processing's 'not found'."""
@@ -179,8 +395,7 @@ def unreadable_file(parameters, name: str) -> str:
         raster.raster_info(value)
     except raster.RasterError as exc:
         reason = str(exc).rstrip(".")
-        return (f"Parameter {name}: {reason}. Choose a raster file GDAL can read "
-                "(e.g. a GeoTIFF or an HDF subdataset).")
+        return f"Parameter {name}: {reason}. Choose a raster file GDAL can read (a GeoTIFF)."
     return ""
 
 

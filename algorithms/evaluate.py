@@ -39,7 +39,7 @@ the files, else band 1, 2, ...).</li>
 value above 1 is taken as coarse/fine). 0 = from the rasters when they tell it, else 30/500
 (the report says which).</li>
 <li><b>REPORT</b>: the HTML report (tables like the paper's Tables 2 and 3, quick-looks
-like its Fig. 3, density scatter plots), with a .json and a .csv beside it (same name).</li>
+like its Fig. 3, density scatter plots), with name.html.json and name.html.csv beside it.</li>
 <li><b>TABLE</b>: a table without geometry (method, band, one column per metric; band
 'mean' = means over bands) added to the project.</li></ul>
 All inputs must be on the REFERENCE grid with the same bands. Pixels count where every
@@ -102,9 +102,7 @@ class Evaluate(StfusionAlgorithm):
                 f"Parameter BAND_NAMES gives {len(band_names)} names but REFERENCE has "
                 f"{bands} bands; give one name per band, comma-separated, or leave it empty.")
         ratio = self.parameterAsDouble(parameters, "RATIO", context) or None
-        html_path = self.parameterAsFileOutput(parameters, "REPORT", context)
-        if not html_path.lower().endswith((".html", ".htm")):
-            html_path += ".html"
+        html_path = report.html_path(self.parameterAsFileOutput(parameters, "REPORT", context))
 
         progress, is_canceled = feedback_callbacks(feedback)
         feedback.pushInfo("Scoring the prediction block by block (two passes)...")

@@ -1,7 +1,7 @@
 """stfusion:fuse — predict the fine image of a date only the coarse sensor saw."""
 import time
 
-from qgis.core import (QgsProcessingException, QgsProcessingOutputNumber,
+from qgis.core import (QgsProcessingOutputNumber,
                        QgsProcessingParameterDefinition,
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
@@ -87,20 +87,17 @@ class Fuse(StfusionAlgorithm):
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
 
-        from ..core import fusion, models
+        from ..core import fusion
         progress, is_canceled = feedback_callbacks(feedback)
         started = time.time()
-        try:
-            summary = fusion.fuse_files(
-                paths["FINE_T1"], paths["COARSE_T1"], paths["COARSE_T2"], output,
-                fine_t3=paths["FINE_T3"], coarse_t3=paths["COARSE_T3"], model_path=model_path,
-                architecture=None if model_path else architecture,
-                adapt_epochs=self.parameterAsInt(parameters, "ADAPT", context), device=device,
-                tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
-                scale_ratio=self.parameterAsDouble(parameters, "SCALE_RATIO", context) or None,
-                progress=progress, is_canceled=is_canceled, log=feedback.pushInfo)
-        except models.ModelFileError as exc:
-            raise QgsProcessingException(f"Parameter MODEL: {exc}")
+        summary = fusion.fuse_files(
+            paths["FINE_T1"], paths["COARSE_T1"], paths["COARSE_T2"], output,
+            fine_t3=paths["FINE_T3"], coarse_t3=paths["COARSE_T3"], model_path=model_path,
+            architecture=None if model_path else architecture,
+            adapt_epochs=self.parameterAsInt(parameters, "ADAPT", context), device=device,
+            tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
+            scale_ratio=self.parameterAsDouble(parameters, "SCALE_RATIO", context) or None,
+            progress=progress, is_canceled=is_canceled, log=feedback.pushInfo)
         seconds = time.time() - started
         feedback.pushInfo(f"Fused in {seconds:.1f} s: {output}")
         RgbRendering.attach(context, output, fine_info.band_names)
@@ -117,8 +114,8 @@ class Fuse(StfusionAlgorithm):
             from ..core import report
             run = {"inputs": {n: p for n, p in paths.items() if p}, "output": output,
                    "model": summary, "seconds": round(seconds, 2)}
-            report.write_fusion_report(report_path, run, evaluation)
-            results["REPORT"] = report_path
+            results["REPORT"] = report.write_fusion_report(report.html_path(report_path), run,
+                                                           evaluation).html
         return results
 
 

@@ -3,7 +3,8 @@ from qgis.core import (QgsProcessing, QgsProcessingException,
                        QgsProcessingParameterFileDestination, QgsProcessingParameterMultipleLayers,
                        QgsProcessingParameterNumber)
 
-from ..core import raster
+from ..core import raster, report
+from ..core.errors import InputError
 from .base import StfusionAlgorithm, feedback_callbacks
 from .torch_params import (ARCHITECTURE_OPTIONS, architecture_parameter, device_parameter,
                            resolve_device)
@@ -81,8 +82,9 @@ class Train(StfusionAlgorithm):
             device=resolve_device(self.parameterAsEnum(parameters, "DEVICE", context)))
         model_path = self.parameterAsFileOutput(parameters, "OUTPUT_MODEL", context)
         report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
+        report_path = report_path and report.html_path(report_path)
 
-        from ..core import report, training
+        from ..core import training
         progress, is_canceled = feedback_callbacks(feedback)
         feedback.pushInfo(f"Training {settings['architecture']} on {len(fine)} pair(s), "
                           f"device {settings['device']}")
@@ -90,6 +92,8 @@ class Train(StfusionAlgorithm):
             result = training.train_files(list(zip(fine, coarse)), model_path,
                                           progress=progress, is_canceled=is_canceled,
                                           log=feedback.pushInfo, **settings)
+        except InputError:
+            raise
         except ValueError as exc:
             raise QgsProcessingException(f"Parameters FINE and COARSE: {exc}")
         results = {"OUTPUT_MODEL": model_path}
@@ -99,16 +103,14 @@ class Train(StfusionAlgorithm):
         return results
 
     def layer_paths(self, parameters, name, context):
-        layers = self.parameterAsLayerList(parameters, name, context)
-        if not layers:
+        paths = self.layer_sources(parameters, name, context)
+        if not paths:
             raise QgsProcessingException(f"Parameter {name}: give at least one raster layer.")
-        paths = []
-        for layer in layers:
+        for path in paths:
             try:
-                raster.raster_info(layer.source())
+                raster.raster_info(path)
             except raster.RasterError as exc:
                 raise QgsProcessingException(f"Parameter {name}: {exc}")
-            paths.append(layer.source())
         return paths
 
 

@@ -37,7 +37,7 @@ from typing import Callable, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import tiling
+from . import raster, tiling
 from . import _classic_common as common
 from .kmeans import kmeans
 
@@ -164,8 +164,10 @@ def prepare(f1, c1, c2, params: FsdafParams = FsdafParams(),
 
     # pass 1: band moments of F1 and a strided subsample for the classification
     moments, samples = None, []
+    data = raster.DataCheck(["FINE_T1", "COARSE_T1", "COARSE_T2"])
     for y0, y1, (a1, b1, b2) in source.strips(rows):
         tiling.check_canceled(is_canceled)
+        data.add(a1, b1, b2)
         valid = common.valid_mask(a1, b1, b2)
         if moments is None:
             moments = common.BandMoments(a1.shape[0])
@@ -174,8 +176,9 @@ def prepare(f1, c1, c2, params: FsdafParams = FsdafParams(),
         sub_valid = valid[first::stride, ::stride]
         samples.append(a1[:, first::stride, ::stride][:, sub_valid].T)
         progress(0.4 * y1 / height)
+    data.check()
     samples = np.concatenate(samples)
-    centers = kmeans(samples, p.classes, p.kmeans_iterations, p.seed)
+    centers = kmeans(samples, p.classes, p.kmeans_iterations, p.seed, is_canceled)
     centers = centers[np.argsort(centers[:, 0], kind="stable")].astype(np.float32)
     k = centers.shape[0]
     nb = moments.s1.shape[0]

@@ -37,6 +37,7 @@ import numpy as np
 from . import raster, tiling
 from . import _fusion_fast as fast
 from . import _fusion_physics as phys
+from .errors import InputError
 from .kmeans import kmeans
 from .models import DEFAULT_ARCHITECTURE, build_model, load_model, \
     resolve_architecture
@@ -114,7 +115,7 @@ def unmixing_confidence(coarse_pixels: float, classes: int, window: int) -> floa
 
 def _pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray],
                 windows_c2: Sequence[np.ndarray], ratio: float, classes: int,
-                seed: int) -> PairStats:
+                seed: int, is_canceled=None) -> PairStats:
     """Statistics of the pair (F, C) for the coarse image C2, all given as windows."""
     torch = require_torch()
     rng = np.random.default_rng(seed)
@@ -134,13 +135,14 @@ def _pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray]
     std = band_std + 1e-6
     sample = x[:, rng.choice(n, min(n, KMEANS_SAMPLE), replace=False)].T.astype(np.float64)
     del x
-    centres = kmeans((sample - mean) / std, classes, KMEANS_ITERATIONS, seed)
+    centres = kmeans((sample - mean) / std, classes, KMEANS_ITERATIONS, seed, is_canceled)
     k = len(centres)
     s = max(1, int(round(ratio)))
     a_sum, b_sum = np.zeros((k, k)), np.zeros((k, b))
     tc = torch.as_tensor(centres, dtype=torch.float32)
     tm, ts = (torch.as_tensor(a, dtype=torch.float32) for a in (mean, std))
     for f, c, c2, v in zip(windows_f, windows_c, windows_c2, masks):
+        tiling.check_canceled(is_canceled)
         dc = np.where(v, c2 - c, 0).astype(np.float32)
         tv = torch.from_numpy(v)
         tf = torch.from_numpy(np.where(v, f, 0).astype(np.float32))
@@ -192,8 +194,15 @@ def prepare(model=None, metadata: Optional[Dict] = None, f1=None, c1=None, c2=No
         model = build_model(architecture, band_count, **metadata.get("options", {}))
     if architecture == "paper" and metadata.get("trained") and \
             int(metadata.get("band_count") or band_count) != band_count:
-        raise ValueError(f"the paper model was trained on {metadata.get('band_count')} bands, "
-                         f"the inputs have {band_count}")
+        raise InputError("MODEL", f"this paper model was trained on "
+                                  f"{metadata.get('band_count')} bands but the inputs have "
+                                  f"{band_count}; give a model trained on these bands "
+                                  "(stfusion:train) or leave MODEL empty.")
+    if adapt_epochs > 0 and architecture == "stfnet" and f3 is None:
+        raise InputError("ADAPT", "fine-tuning the default model learns from how the scene "
+                                  "changes between two pairs; give FINE_T3 and COARSE_T3, "
+                                  "set ADAPT to 0, or choose ARCHITECTURE paper (which "
+                                  "fine-tunes on one pair).")
     opts = dict(STFNET_DEFAULTS)
     opts.update(metadata.get("fusion_options", {}))
     opts.update(options)
@@ -203,7 +212,8 @@ def prepare(model=None, metadata: Optional[Dict] = None, f1=None, c1=None, c2=No
                         use_cnn=use_cnn, options=opts, device=str(device))
     if architecture == "stfnet":
         for f, c in [(f1, c1)] + ([(f3, c3)] if f3 is not None else []):
-            state.pairs.append(_pair_stats(f, c, c2, scale_ratio, int(opts["classes"]), seed))
+            state.pairs.append(_pair_stats(f, c, c2, scale_ratio, int(opts["classes"]), seed,
+                                           is_canceled))
         seen = sum(a.shape[1] * a.shape[2] for a in f1)
         valid = state.pairs[0].valid_pixels
         total = float(scene_pixels) if scene_pixels else float(seen)
@@ -411,12 +421,16 @@ def fuse_arrays(state: FusionState, f1, c1, c2, f3=None, c3=None, tile_size: int
 
 # ----------------------------------------------------------------------------- files
 
-def _read_prepare_windows(paths: Sequence[Optional[str]], grid: raster.Grid, align: int):
+def _read_prepare_windows(paths: Sequence[Optional[str]], grid: raster.Grid, align: int,
+                          is_canceled=None):
     wins = _sample_windows((grid.height, grid.width), align=align)
     out = []
     for p in paths:
-        out.append(None if p is None else
-                   [raster.read_window(p, x0, y0, w, h) for (y0, x0, h, w) in wins])
+        windows = None if p is None else []
+        for (y0, x0, h, w) in wins if p is not None else ():
+            tiling.check_canceled(is_canceled)
+            windows.append(raster.read_window(p, x0, y0, w, h))
+        out.append(windows)
     return out
 
 
@@ -466,7 +480,11 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                              f"'{wanted}' was asked for")
     ratio = float(scale_ratio or scale_ratio_for(info))
     align = fast.alignment(max(1, int(round(ratio))))
-    windows = _read_prepare_windows(paths, info.grid, align)
+    windows = _read_prepare_windows(paths, info.grid, align, is_canceled)
+    check = raster.DataCheck(["FINE_T1", "COARSE_T1", "COARSE_T2", "FINE_T3", "COARSE_T3"])
+    for i in range(len(windows[0])):
+        check.add(*(None if w is None else w[i] for w in windows))
+    check.check()
     say(f"preparing ({meta['architecture']}, scale ratio {ratio:g}, device {device})")
     state = prepare(model, meta, *windows, scale_ratio=ratio, adapt_epochs=adapt_epochs,
                     use_cnn=use_cnn, is_canceled=is_canceled, device=device,

@@ -1,14 +1,20 @@
 """Deterministic k-means of a pixel sample (k-means++ seeding, then Lloyd iterations until no
 label changes), shared by FSDAF's classification and the default fusion model's classes."""
+from typing import Callable, Optional
+
 import numpy as np
+
+from .tiling import check_canceled
 
 CHUNK = 100000        # samples per block of the distance computation
 
 
-def kmeans(samples: np.ndarray, k: int, iterations: int = 30, seed: int = 0) -> np.ndarray:
+def kmeans(samples: np.ndarray, k: int, iterations: int = 30, seed: int = 0,
+           is_canceled: Optional[Callable[[], bool]] = None) -> np.ndarray:
     """Centres (k, features), float64, of ``samples`` (n, features); same seed, same result.
 
-    An empty cluster moves to the worst-fitted sample."""
+    An empty cluster moves to the worst-fitted sample. ``is_canceled`` is checked before
+    every seeding step and iteration (``tiling.Canceled``)."""
     x = np.asarray(samples, np.float64)
     n = x.shape[0]
     if n == 0:
@@ -18,6 +24,7 @@ def kmeans(samples: np.ndarray, k: int, iterations: int = 30, seed: int = 0) -> 
     centres = [x[rng.integers(n)]]
     d2 = ((x - centres[0]) ** 2).sum(1)
     for _ in range(1, k):
+        check_canceled(is_canceled)
         total = d2.sum()
         i = int(rng.choice(n, p=d2 / total)) if total > 0 else int(rng.integers(n))
         centres.append(x[i])
@@ -25,6 +32,7 @@ def kmeans(samples: np.ndarray, k: int, iterations: int = 30, seed: int = 0) -> 
     c = np.array(centres)
     labels = None
     for _ in range(iterations):
+        check_canceled(is_canceled)
         dist = squared_distances(x, c)
         new = dist.argmin(1)
         if labels is not None and np.array_equal(new, labels):

@@ -509,9 +509,11 @@ def evaluate_files(prediction: str, reference: str, coarse: Optional[str] = None
         return ref, others, valid
 
     # pass 1: sums, range, Edge (halo 1: the Roberts cross looks one pixel right and down)
+    data = raster.DataCheck(["REFERENCE"] + [role.upper() for role, _ in inputs])
     for tile in iter_tiles(width, height, tile_size, halo=1):
         check_canceled(is_canceled)
         ref, others, valid = read(tile)
+        data.add(tile.crop(ref), *(tile.crop(image) for image in others.values()))
         core = tile.crop(valid)
         below = valid[1:, 1:]  # from the core's origin to one past its end
         edge_ok = (below[:-1, :-1] & below[1:, 1:] & below[:-1, 1:] & below[1:, :-1])
@@ -524,6 +526,7 @@ def evaluate_files(prediction: str, reference: str, coarse: Optional[str] = None
             stats[role].add_edges(ef, er, edge_ok)
         done += 1
         progress(done / total)
+    data.check()        # no pixel to score: a clear error, not an infinite PSNR
     first = stats["prediction"]
     ref_min, ref_max = first.ref_min, first.ref_max
     data_range = np.where(np.isfinite(ref_max - ref_min), ref_max - ref_min, 0.0)

@@ -21,12 +21,20 @@ Architectures (``ARCHITECTURES``):
 
 Model files are ``torch.save({'format': ..., 'state_dict': ..., 'metadata_json': str})`` and
 are read with ``torch.load(weights_only=True)``: tensors and plain containers only, so a
-crafted file that would run code on load is refused with ``ModelFileError``.
+crafted file that would run code on load is refused with ``ModelFileError``. Before that the
+archive's unpacked size is bounded (``MAX_MODEL_BYTES``), and before any network is built
+the metadata is checked against ``METADATA_SCHEMA`` (types and bounds of every value that
+sizes or configures the network), so a small file cannot make stfusion allocate gigabytes.
 """
 import json
-from typing import Dict, Tuple
+import math
+import re
+import zipfile
+from dataclasses import dataclass
+from typing import Dict, Mapping, Optional, Tuple
 
 from . import atomic
+from .errors import InputError
 from .torch_check import require_torch
 
 torch = require_torch()
@@ -46,8 +54,97 @@ ALIASES = {"default": DEFAULT_ARCHITECTURE}
 STFNET_CHANNELS = len(STFNET_CANDIDATES) + len(STFNET_EXTRA)
 
 
-class ModelFileError(ValueError):
-    """A model file that cannot be used (unsafe, corrupt or of an unknown kind)."""
+class ModelFileError(InputError):
+    """A model file that cannot be used (unsafe, corrupt, of an unknown kind, or with
+    metadata outside ``METADATA_SCHEMA``); it concerns the MODEL parameter."""
+
+    def __init__(self, message: str):
+        super().__init__("MODEL", message)
+
+
+MAX_MODEL_BYTES = 64 << 20       # unpacked content of a model file (the default: 11 KB)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one metadata value may be: its type, an inclusive range or a set of choices."""
+    kind: type
+    low: Optional[float] = None
+    high: Optional[float] = None
+    choices: Tuple = ()
+    nullable: bool = False
+
+    def problem(self, value) -> Optional[str]:
+        if value is None:
+            return None if self.nullable else "is missing (null)"
+        numeric = self.kind in (int, float)
+        if isinstance(value, bool) != (self.kind is bool) or not (
+                isinstance(value, self.kind) or (self.kind is float and isinstance(value, int))):
+            return f"is {json.dumps(value)[:40]}, not {'a number' if numeric else self.kind.__name__}"
+        if numeric and not math.isfinite(value):
+            return f"is {value}, not a finite number"
+        if self.low is not None and not self.low <= value <= self.high:
+            return f"is {value}, outside {self.low:g} to {self.high:g}"
+        if self.choices and value not in self.choices:
+            return f"is '{value}', not one of {', '.join(self.choices)}"
+        return None
+
+
+# every value that sizes or configures a network or the fusion; other keys (history, dates,
+# training settings) are descriptive and only shown in reports
+NETWORK_OPTIONS = {
+    "paper": {"width": Bounds(int, 1, 256), "hidden": Bounds(int, 1, 1024)},
+    "stfnet": {"hidden": Bounds(int, 1, 256), "correction_scale": Bounds(float, -10, 10),
+               "prefer": Bounds(int, 0, len(STFNET_CANDIDATES) - 1),
+               "prefer_logit": Bounds(float, -50, 50)},
+}
+FUSION_OPTIONS = {"classes": Bounds(int, 1, 64), "window": Bounds(int, 1, 63),
+                  "ridge": Bounds(float, 0, 1e6), "eps": Bounds(float, 0, 1)}
+METADATA_SCHEMA = {
+    "format_version": Bounds(int, 1, FORMAT_VERSION),
+    "architecture": Bounds(str, choices=ARCHITECTURES + tuple(ALIASES)),
+    "band_count": Bounds(int, 1, 256, nullable=True),
+    "trained": Bounds(bool, nullable=True),
+    "use_cnn_by_default": Bounds(bool, nullable=True),
+    "scale_ratio": Bounds(float, 1, 1000, nullable=True),
+}
+
+
+def check_metadata(meta) -> Dict:
+    """``meta`` if it fits ``METADATA_SCHEMA`` (and the options of its architecture), else
+    ``ModelFileError`` saying which value is wrong."""
+    if not isinstance(meta, dict):
+        raise ModelFileError("its metadata is not a JSON object")
+    _check_values(meta, METADATA_SCHEMA, "", required=("architecture",))
+    if meta.get("format_version", 0) < FORMAT_VERSION and \
+            ALIASES.get(meta["architecture"], meta["architecture"]) == "stfnet":
+        raise ModelFileError("it is a version-1 default model, which this stfusion no "
+                             "longer reads; train a new one with stfusion:train")
+    architecture = ALIASES.get(meta["architecture"], meta["architecture"])
+    if architecture == "paper" and meta.get("band_count") is None:
+        raise ModelFileError("metadata 'band_count' is missing; a paper model needs it")
+    for key, schema in (("options", NETWORK_OPTIONS[architecture]),
+                        ("fusion_options", FUSION_OPTIONS)):
+        if key in meta:
+            if not isinstance(meta[key], dict):
+                raise ModelFileError(f"metadata '{key}' is not a JSON object")
+            unknown = sorted(set(meta[key]) - set(schema))
+            if unknown:
+                raise ModelFileError(f"metadata '{key}' has unknown keys {unknown}; known: "
+                                     f"{sorted(schema)}")
+            _check_values(meta[key], schema, key + ".")
+    return meta
+
+
+def _check_values(values: Mapping, schema: Mapping[str, Bounds], prefix: str,
+                  required: Tuple[str, ...] = ()) -> None:
+    for key in required:
+        if key not in values:
+            raise ModelFileError(f"metadata '{prefix}{key}' is missing")
+    for key, bounds in schema.items():
+        problem = bounds.problem(values[key]) if key in values else None
+        if problem:
+            raise ModelFileError(f"metadata '{prefix}{key}' {problem}")
 
 
 class PaperDCNN(nn.Module):
@@ -158,34 +255,62 @@ def save_model(path: str, model, metadata: Dict) -> None:
 
 
 def load_model(path: str) -> Tuple[object, Dict]:
-    """Read a model file written by ``save_model``; refuses anything that is not plain data."""
+    """Read a model file written by ``save_model``; refuses anything that is not plain data,
+    is larger than ``MAX_MODEL_BYTES`` unpacked, or whose metadata is outside the schema
+    (``check_metadata``), before building the network."""
+    _check_archive(path)
     try:
         blob = torch.load(str(path), weights_only=True, map_location="cpu")
-    except FileNotFoundError as exc:
-        raise ModelFileError(f"model file '{path}' does not exist") from exc
     except Exception as exc:  # UnpicklingError for code-carrying payloads, corrupt zips
-        raise ModelFileError(
-            f"model file '{path}' was refused: it is not a plain-tensor stfusion model "
-            f"(it may contain code, or be corrupt): {exc}") from exc
+        raise ModelFileError(f"model file '{path}' was refused: {_load_failure(exc)}; "
+                             "stfusion reads plain tensors only and never runs code from a "
+                             "file. Use a model written by stfusion:train.") from None
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ModelFileError(f"'{path}' is not an stfusion model file")
     try:
         meta = json.loads(blob["metadata_json"])
         state = blob["state_dict"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"model file '{path}' has no readable metadata: {exc}") from exc
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise ModelFileError(f"model file '{path}' needs a newer stfusion "
-                             f"(format {meta.get('format_version')})")
-    architecture = ALIASES.get(meta.get("architecture"), meta.get("architecture"))
-    if architecture not in ARCHITECTURES:
-        raise ModelFileError(f"model file '{path}' has unknown architecture '{architecture}'")
-    model = build_model(architecture, int(meta.get("band_count") or 1),
-                        **meta.get("options", {}))
+        raise ModelFileError(f"model file '{path}' has no readable metadata: {exc}") from None
+    try:
+        check_metadata(meta)
+    except ModelFileError as exc:
+        raise ModelFileError(f"model file '{path}': {exc.message}") from None
+    architecture = ALIASES.get(meta["architecture"], meta["architecture"])
+    model = build_model(architecture, meta.get("band_count") or 1, **meta.get("options", {}))
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError) as exc:
         raise ModelFileError(f"model file '{path}' does not match its architecture: "
-                             f"{exc}") from exc
+                             f"{exc}") from None
     model.eval()
     return model, meta
+
+
+def _check_archive(path: str) -> None:
+    """A model file is a zip archive (torch.save's format) of bounded unpacked size."""
+    try:
+        with zipfile.ZipFile(str(path)) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except FileNotFoundError:
+        raise ModelFileError(f"model file '{path}' does not exist") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelFileError(f"'{path}' is not an stfusion model file (not a torch.save "
+                             f"archive: {exc})") from None
+    if unpacked > MAX_MODEL_BYTES:
+        raise ModelFileError(f"model file '{path}' unpacks to {unpacked / 2 ** 20:.0f} MB, "
+                             f"more than the {MAX_MODEL_BYTES >> 20} MB an stfusion model may "
+                             "have")
+
+
+def _load_failure(exc: Exception) -> str:
+    """PyTorch's reason for refusing a file, without its advice to load it unsafely (or to
+    allow-list what the file asks for)."""
+    import pickle
+    paragraphs = [p.strip() for p in str(exc).split("\n\n") if p.strip()]
+    reasons = [p for p in paragraphs if "weights_only" not in p
+               and not p.startswith(("Weights only load failed", "Check the documentation"))]
+    reason = reasons[0].split(". ")[0].rstrip(".") if reasons else type(exc).__name__
+    if isinstance(exc, pickle.UnpicklingError):
+        return f"it holds Python objects, not only tensors ({reason})"
+    return reason[:200]

@@ -5,6 +5,8 @@ applied) with NaN where a band is nodata. Inputs are only ever opened read-only.
 """
 import math
 import os
+import shutil
+import threading
 from dataclasses import dataclass
 from typing import Optional, Sequence, Tuple
 
@@ -12,6 +14,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from . import atomic
+from .errors import InputError
 
 gdal.UseExceptions()
 
@@ -71,8 +74,10 @@ class RasterInfo:
 
 
 def open_dataset(path: str) -> gdal.Dataset:
+    """Open read-only (a file this run has written but not yet published is read from its
+    staged temporary file, see ``atomic.readable_path``)."""
     try:
-        ds = gdal.Open(str(path), gdal.GA_ReadOnly)
+        ds = gdal.Open(atomic.readable_path(str(path)), gdal.GA_ReadOnly)
     except RuntimeError as exc:
         raise RasterError(f"cannot open raster '{path}': {exc}") from exc
     if ds is None:
@@ -84,7 +89,7 @@ def raster_info(path: str) -> RasterInfo:
     ds = open_dataset(path)
     bands = [ds.GetRasterBand(i + 1) for i in range(ds.RasterCount)]
     if not bands:
-        raise RasterError(f"raster '{path}' has no bands")
+        raise RasterError(no_bands_reason(path, ds))
     grid = Grid(ds.RasterXSize, ds.RasterYSize, tuple(ds.GetGeoTransform()),
                 ds.GetProjection() or "")
     return RasterInfo(
@@ -97,6 +102,36 @@ def raster_info(path: str) -> RasterInfo:
         offset=tuple(b.GetOffset() or 0.0 for b in bands),
         band_names=tuple(b.GetDescription() or f"band {i + 1}" for i, b in enumerate(bands)),
     )
+
+
+def no_bands_reason(path: str, ds: gdal.Dataset, shown: int = 12) -> str:
+    """Why a raster without bands cannot be used; a container (HDF, netCDF, GeoPackage)
+    lists the subdatasets that can be given instead."""
+    subdatasets = [name for name, _description in ds.GetSubDatasets()]
+    if not subdatasets:
+        return f"raster '{path}' has no bands"
+    listed = "; ".join(subdatasets[:shown])
+    more = f" and {len(subdatasets) - shown} more" if len(subdatasets) > shown else ""
+    return (f"'{path}' is a container of {len(subdatasets)} subdatasets, not one image; "
+            f"give one of them instead: {listed}{more} (or extract one to a GeoTIFF with "
+            "gdal_translate)")
+
+
+# a value this large is no measurement but an undeclared fill value (1e30, +-3.4e38): read
+# as nodata, otherwise it would overflow the window sums of every neighbour
+IMPLAUSIBLE_MAGNITUDE = 1e10
+_IMPLAUSIBLE_SEEN = set()
+_IMPLAUSIBLE_LOCK = threading.Lock()
+
+
+def implausible_inputs_seen(clear: bool = True) -> set:
+    """Paths in which ``read_window`` met values of ``IMPLAUSIBLE_MAGNITUDE`` or more (read
+    as nodata) since the last call, for a warning."""
+    with _IMPLAUSIBLE_LOCK:
+        seen = set(_IMPLAUSIBLE_SEEN)
+        if clear:
+            _IMPLAUSIBLE_SEEN.clear()
+    return seen
 
 
 def read_window(path: str, x0: int = 0, y0: int = 0, width: Optional[int] = None,
@@ -128,6 +163,11 @@ def read_window(path: str, x0: int = 0, y0: int = 0, width: Optional[int] = None
         values = raw.astype(np.float32) * np.float32(band.GetScale() or 1.0) \
             + np.float32(band.GetOffset() or 0.0)
         values[invalid] = np.nan
+        implausible = np.abs(values) >= IMPLAUSIBLE_MAGNITUDE
+        if implausible.any():
+            values[implausible] = np.nan
+            with _IMPLAUSIBLE_LOCK:
+                _IMPLAUSIBLE_SEEN.add(str(path))
         out[i, ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = values
     return out
 
@@ -162,6 +202,39 @@ def valid_mask(*images: np.ndarray) -> np.ndarray:
     return mask
 
 
+class DataCheck:
+    """Whether named co-registered inputs hold data, from the windows or strips a method
+    reads anyway: ``check()`` raises ``InputError`` naming the first input without a valid
+    pixel, or saying that the inputs share none. Stops looking once a pixel is valid in all
+    of them."""
+
+    def __init__(self, names: Sequence[str]):
+        self.names = list(names)
+        self.has_data: dict = {}        # name -> a valid pixel seen, for the inputs given
+        self.common = False
+
+    def add(self, *images: Optional[np.ndarray]) -> None:
+        if self.common:
+            return
+        present = [(n, a) for n, a in zip(self.names, images) if a is not None]
+        for name, image in present:
+            self.has_data[name] = self.has_data.get(name) or bool(valid_mask(image).any())
+        self.common = bool(valid_mask(*(a for _n, a in present)).any())
+
+    def check(self) -> None:
+        if self.common:
+            return
+        given = [n for n in self.names if n in self.has_data]
+        for name in given:
+            if not self.has_data[name]:
+                raise InputError(name, "no pixel holds data: every pixel is nodata or NaN (or "
+                                       f"of magnitude {IMPLAUSIBLE_MAGNITUDE:g} or more); give "
+                                       "an image with data.")
+        raise InputError(given[0], f"no pixel is valid in all of {', '.join(given)} at once: "
+                                   "their data do not overlap; give images that cover the "
+                                   "same area.")
+
+
 @dataclass(frozen=True)
 class OutputEncoding:
     """How reflectance is stored on disk: data type, nodata, scale and offset."""
@@ -175,7 +248,7 @@ class OutputEncoding:
         """The encoding of an input raster, with a nodata value even if it declared none."""
         if info.gdal_type in (gdal.GDT_Float32, gdal.GDT_Float64):
             nodata = info.nodata[0] if info.nodata[0] is not None else float("nan")
-            return cls(gdal.GDT_Float32, nodata, info.scale[0], info.offset[0])
+            return cls(info.gdal_type, nodata, info.scale[0], info.offset[0])
         nodata = info.nodata[0]
         if nodata is None:
             nodata = _integer_nodata(info.gdal_type)
@@ -203,11 +276,27 @@ def _integer_nodata(gdal_type: int) -> float:
     return float(info.min if info.min < 0 else info.max)
 
 
+class WriteError(OSError):
+    """An output that could not be written (full disk, vanished folder); ``path`` is the
+    target. The message gives GDAL's reason and the free space left on that disk."""
+
+    def __init__(self, path: str, reason):
+        try:
+            free = shutil.disk_usage(os.path.dirname(path)).free
+            space = f"; {free / 2 ** 20:.1f} MB free on that disk"
+        except OSError:
+            space = ""
+        super().__init__(f"cannot write '{path}': {reason}{space}")
+        self.path = path
+
+
 class AtomicGeoTiff:
     """A GeoTIFF written block by block into a temporary file, renamed into place on success.
 
-    Use as a context manager: leaving it with an exception (cancel included) deletes the
-    temporary file, so no partial output ever appears at ``path``.
+    Use as a context manager: leaving it with an exception (cancel included), or a write
+    error while closing (e.g. a full disk), deletes the temporary file, so no partial output
+    ever appears at ``path``. Inside ``atomic.run_outputs`` the finished file is staged and
+    published with the run's other outputs.
     """
 
     def __init__(self, path: str, grid: Grid, band_count: int,
@@ -218,43 +307,88 @@ class AtomicGeoTiff:
         self.path = os.path.abspath(path)
         self.encoding = encoding
         self.temp_path = atomic.temporary_beside(self.path, ".part.tif")
+        try:
+            self.ds = self._create(grid, band_count, band_names, block_size)
+        except RuntimeError as exc:
+            reason = str(exc)
+        except BaseException:
+            atomic.discard(self.temp_path)
+            raise
+        else:
+            return
+        atomic.discard(self.temp_path)
+        raise WriteError(self.path, reason)    # outside the handler: GDAL's frames are freed
+
+    def _create(self, grid: Grid, band_count: int, band_names: Sequence[str],
+                block_size: Optional[int]) -> gdal.Dataset:
         driver = gdal.GetDriverByName("GTiff")
         options = list(GTIFF_OPTIONS)
         if block_size:
             options += [f"BLOCKXSIZE={min(block_size, _round_up(grid.width, 16))}",
                         f"BLOCKYSIZE={min(block_size, _round_up(grid.height, 16))}"]
-        self.ds = driver.Create(self.temp_path, grid.width, grid.height, band_count,
-                                encoding.gdal_type, options)
-        self.ds.SetGeoTransform(grid.geotransform)
-        if grid.crs_wkt:
-            self.ds.SetProjection(grid.crs_wkt)
-        for i in range(band_count):
-            band = self.ds.GetRasterBand(i + 1)
-            band.SetNoDataValue(encoding.nodata)
-            if encoding.scale != 1.0 or encoding.offset != 0.0:
-                band.SetScale(encoding.scale)
-                band.SetOffset(encoding.offset)
-            if i < len(band_names):
-                band.SetDescription(band_names[i])
+        ds = driver.Create(self.temp_path, grid.width, grid.height, band_count,
+                           self.encoding.gdal_type, options)
+        try:
+            ds.SetGeoTransform(grid.geotransform)
+            if grid.crs_wkt:
+                ds.SetProjection(grid.crs_wkt)
+            for i in range(band_count):
+                band = ds.GetRasterBand(i + 1)
+                band.SetNoDataValue(self.encoding.nodata)
+                if self.encoding.scale != 1.0 or self.encoding.offset != 0.0:
+                    band.SetScale(self.encoding.scale)
+                    band.SetOffset(self.encoding.offset)
+                if i < len(band_names):
+                    band.SetDescription(band_names[i])
+        except BaseException:
+            band = ds = None     # close now: a traceback would keep the deleted file open
+            raise
+        return ds
 
     def write(self, values: np.ndarray, x0: int = 0, y0: int = 0) -> None:
         """Write reflectance ``(bands, rows, cols)`` with NaN as nodata at (x0, y0)."""
-        self.ds.WriteArray(self.encoding.encode(values), x0, y0)
+        try:
+            self.ds.WriteArray(self.encoding.encode(values), x0, y0)
+            return
+        except RuntimeError as exc:
+            reason = str(exc)
+        # raised outside the handler: a kept traceback of GDAL's frames would keep the
+        # dataset, and the deleted temporary file, open
+        raise WriteError(self.path, reason)
 
     def __enter__(self) -> "AtomicGeoTiff":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.ds.FlushCache()
-        self.ds = None
         sidecar = self.temp_path + ".aux.xml"
-        if exc_type is None:
-            atomic.publish(self.temp_path, self.path)
-            if os.path.exists(sidecar):
-                os.replace(sidecar, self.path + ".aux.xml")
-        else:
+        try:
+            self._close(flush=exc_type is None)
+            if exc_type is None:
+                atomic.finish(self.temp_path, self.path)
+                if os.path.exists(sidecar):
+                    atomic.finish(sidecar, self.path + ".aux.xml")
+        except BaseException:
             atomic.discard(self.temp_path, sidecar)
+            raise
+        if exc_type is not None:
+            atomic.discard(self.temp_path, sidecar)
+
+    def _close(self, flush: bool) -> None:
+        """Close the dataset; with ``flush``, a write error GDAL reports while flushing or
+        closing (it may only then find the disk full) raises ``WriteError``."""
+        gdal.ErrorReset()
+        reason = None
+        try:
+            if flush:
+                self.ds.FlushCache()
+        except RuntimeError as exc:
+            reason = str(exc)
+        finally:
+            self.ds = None
+        if flush and reason is None and gdal.GetLastErrorType() >= gdal.CE_Failure:
+            reason = gdal.GetLastErrorMsg()
+        if reason is not None:
+            raise WriteError(self.path, reason)
 
 
 def _round_up(value: int, multiple: int) -> int:

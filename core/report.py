@@ -534,29 +534,71 @@ def _info_section(evaluation) -> Section:
             table_html(None, rows, css_class="st kv") + f'<dl class="conv">{conventions}</dl>')
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value):
+    """A CSV cell that a spreadsheet shows as text: text starting like a formula (= + - @)
+    gets a leading apostrophe; numbers (also negative ones, as text) stay as they are."""
+    if not isinstance(value, str) or not value.startswith(FORMULA_STARTS):
+        return value
+    try:
+        float(value)
+        return value
+    except ValueError:
+        return "'" + value
+
+
 def _csv_rows(rows) -> str:
     import io
     buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerows(rows)
+    csv.writer(buffer, lineterminator="\n").writerows([[csv_cell(c) for c in row]
+                                                       for row in rows])
     return buffer.getvalue()
 
 
 def csv_text(evaluation) -> str:
-    import io
-    buffer = io.StringIO()
     names = evaluation.metric_names
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["method", "band"] + names)
+    rows = [["method", "band"] + names]
     for row in evaluation.rows():
-        writer.writerow([row["method"], row["band"]] + [
+        rows.append([row["method"], row["band"]] + [
             "" if row[n] is None or (isinstance(row[n], float) and math.isnan(row[n]))
             else repr(float(row[n])) for n in names])
-    return buffer.getvalue()
+    return _csv_rows(rows)
+
+
+def json_text(data, indent: int = 1) -> str:
+    """Strict JSON (RFC 8259): non-finite numbers (an infinite PSNR, a NaN metric) become
+    null, other objects their text; never the invalid ``NaN``/``Infinity`` tokens."""
+    return json.dumps(_json_safe(data), indent=indent, allow_nan=False)
+
+
+def _json_safe(value):
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _json_safe(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return str(value)
+
+
+def html_path(path: str) -> str:
+    """A report path ending in .html or .htm (.html is added when it has neither)."""
+    return path if path.lower().endswith((".html", ".htm")) else path + ".html"
 
 
 def sidecar_paths(html_path: str) -> ReportPaths:
-    base = os.path.splitext(os.path.abspath(html_path))[0]
-    return ReportPaths(os.path.abspath(html_path), base + ".json", base + ".csv")
+    """The report and its sidecars: ``name.html`` -> ``name.html.json``, ``name.html.csv``
+    (derived from the full name, so they never replace an unrelated ``name.json``)."""
+    html = os.path.abspath(html_path)
+    return ReportPaths(html, html + ".json", html + ".csv")
 
 
 def write_report(evaluation, html_path: str, quicklooks: bool = True,
@@ -583,7 +625,7 @@ def write_report(evaluation, html_path: str, quicklooks: bool = True,
                 f"{os.path.basename(evaluation.reference)} — RMSE {fmt(mean['RMSE'])}, "
                 f"SSIM {fmt(mean['SSIM'])}, ERGAS {fmt(mean['ERGAS'])}, "
                 f"SAM {fmt(mean['SAM'])}°")
-    atomic.write_text(paths.json, json.dumps(evaluation.to_dict(), indent=2))
+    atomic.write_text(paths.json, json_text(evaluation.to_dict(), indent=2))
     atomic.write_text(paths.csv, csv_text(evaluation))
     atomic.write_text(paths.html, html_page(title, sections, subtitle))
     return paths
@@ -634,8 +676,7 @@ def write_training_report(html_path: str, metadata: Mapping, history,
     chart = line_chart_svg(series, title="loss", x_label="epoch", y_label="loss",
                            log_y=positive and bool(series))
     sections = [("Loss curves", chart), ("Settings and model", mapping_table(dict(metadata)))]
-    atomic.write_text(paths.json, json.dumps({"metadata": metadata, "history": history},
-                                         indent=1, default=str))
+    atomic.write_text(paths.json, json_text({"metadata": metadata, "history": history}))
     rows = [["series", "epoch", "value"]]
     for name, points in series.items():
         for i, p in enumerate(points):
@@ -653,7 +694,7 @@ def write_fusion_report(html_path: str, run: Mapping, evaluation=None,
     if evaluation is not None:
         return write_report(evaluation, html_path, title=title, extra_sections=[run_section])
     paths = sidecar_paths(html_path)
-    atomic.write_text(paths.json, json.dumps({"run": run}, indent=1, default=str))
+    atomic.write_text(paths.json, json_text({"run": run}))
     atomic.write_text(paths.csv, _csv_rows([["key", "value"]] + [[k, _value_text(v)]
                                                              for k, v in run.items()]))
     atomic.write_text(paths.html, html_page(title, [run_section, (

@@ -28,7 +28,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from . import tiling
+from . import raster, tiling
 from . import _classic_common as common
 
 __all__ = ["StarfmParams", "StarfmState", "window_for_pixel_size", "halo", "prepare",
@@ -97,8 +97,10 @@ def prepare(f1, c1, c2, f3=None, c3=None, params: StarfmParams = StarfmParams(),
     """
     source = common.Source([f1, c1, c2, f3, c3], bands)
     moments = None
+    data = raster.DataCheck(["FINE_T1", "COARSE_T1", "COARSE_T2", "FINE_T3", "COARSE_T3"])
     for y0, y1, (a1, b1, b2, a3, b3) in source.strips():
         tiling.check_canceled(is_canceled)
+        data.add(a1, b1, b2, a3, b3)
         valid = common.valid_mask(a1, b1, b2, a3, b3)
         fines = [a1] + ([a3] if a3 is not None else [])
         if moments is None:
@@ -106,6 +108,7 @@ def prepare(f1, c1, c2, f3=None, c3=None, params: StarfmParams = StarfmParams(),
         for m, fine in zip(moments, fines):
             m.add(fine, valid)
         progress(y1 / source.height)
+    data.check()
     thresholds = np.stack([m.std * 2.0 / params.classes for m in moments]).astype(np.float32)
     return StarfmState(params, thresholds, thresholds.shape[1])
 

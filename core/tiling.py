@@ -109,6 +109,7 @@ def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGe
             _process_tile(tile, inputs, output, function)
             release_free_memory()
             progress((done + 1) / total)
+        check_canceled(is_canceled)     # a cancel during the last tile publishes nothing
 
 
 def _process_tile(tile: Tile, inputs: Sequence[Optional[InputSpec]],

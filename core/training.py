@@ -21,12 +21,14 @@ Same seed + data + device -> same weights (seeded generators,
 """
 import datetime
 import itertools
+import math
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from . import raster, tiling
+from .errors import InputError
 from .models import FORMAT_VERSION, build_model, resolve_architecture, save_model
 from .torch_check import require_torch
 
@@ -47,6 +49,17 @@ class _Deterministic:
 
     def __exit__(self, *exc):
         self.torch.use_deterministic_algorithms(self.previous)
+
+
+def finite_loss(loss: float, epoch: int, learning_rate: float) -> float:
+    """``loss``, or ``InputError`` when training has diverged (NaN or infinite loss): a
+    model trained on would predict nothing but nodata, so none is saved."""
+    if not math.isfinite(loss):
+        raise InputError("LEARNING_RATE", f"training diverged in epoch {epoch + 1}: the loss "
+                                          f"is {loss} with learning rate {learning_rate:g}; "
+                                          "lower LEARNING_RATE (default 0.01) and train "
+                                          "again. No model file was written.")
+    return loss
 
 
 # ----------------------------------------------------------------------------- paper
@@ -136,13 +149,13 @@ def _train_paper(pairs, epochs, batch_size, lr, momentum, weight_decay, seed, pr
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(idx)
+            total += finite_loss(loss.item(), epoch, lr) * len(idx)
         model.eval()
         with torch.no_grad():
             vidx = torch.from_numpy(val).to(device)
             vloss = loss_fn(model(X[vidx]), Y[vidx]).item()
         history["train_loss"].append(total / len(perm))
-        history["val_loss"].append(vloss)
+        history["val_loss"].append(finite_loss(vloss, epoch, lr))
         if progress:
             progress((epoch + 1) / epochs)
     return model, history
@@ -247,13 +260,13 @@ def _train_stfnet(pairs, epochs, batch_size, lr, momentum, weight_decay, seed, p
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
-            total += loss.item()
+            total += finite_loss(loss.item(), epoch, lr)
         model.eval()
         with torch.no_grad():
             vloss = float(np.mean([_masked_mse(torch, _run(model, torch, a, b), b).item()
                                   for a, b in val]))
         history["train_loss"].append(total / steps_per_epoch)
-        history["val_loss"].append(vloss)
+        history["val_loss"].append(finite_loss(vloss, epoch, lr))
         if progress:
             progress((epoch + 1) / epochs)
     return model, history

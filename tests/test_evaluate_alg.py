@@ -60,7 +60,7 @@ def test_outputs_report_and_table(stfusion_provider, scene, tmp_path):
                   "COARSE": scene["COARSE"], "COMPARE": scene["COMPARE"],
                   "REPORT": str(html), "TABLE": "TEMPORARY_OUTPUT"})
     assert result["REPORT"] == str(html) and html.exists()
-    assert Path(result["JSON"]) == tmp_path / "report.json" and Path(result["CSV"]).exists()
+    assert Path(result["JSON"]) == tmp_path / "report.html.json" and Path(result["CSV"]).exists()
     data = json.loads(Path(result["JSON"]).read_text())
     assert data["bands"] == ["green", "red", "nir"]            # from the files
     assert [m["role"] for m in data["methods"]] == ["prediction", "compare", "coarse"]
