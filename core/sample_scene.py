@@ -73,6 +73,15 @@ class SampleScene:
         return MODIS_PIXEL / raster.raster_info(self.fine[self.dates[0]]).grid.pixel_size[0]
 
 
+def load_sample_scene(directory: str) -> SampleScene:
+    """The scene ``make_sample_scene`` wrote into ``directory`` (from its dataset.json)."""
+    with open(os.path.join(directory, "dataset.json")) as handle:
+        description = json.load(handle)
+    paths = {kind: {d: os.path.join(directory, f) for d, f in description[key].items()}
+             for kind, key in (("fine", "fine"), ("coarse", "coarse"), ("modis", "modis_raw"))}
+    return SampleScene(directory, list(description["fine"]), **paths)
+
+
 def make_sample_scene(directory: str, size: int = 480, seed: int = 42,
                       pixel_size: float = 30.0) -> SampleScene:
     """Write the scene's GeoTIFFs and a ``dataset.json`` into ``directory``."""
