@@ -38,7 +38,9 @@ gdal.UseExceptions()
 PARAMETER = "PRODUCTS"
 CONTAINER_SUFFIXES = (".hdf", ".hdf4", ".h4", ".h5", ".he5", ".nc")
 MARGIN = 4  # MODIS pixels kept around the fine image's footprint for the resampling kernels
-FILE_NAME = re.compile(r"^(M[OY]D\w+|MCD\w+)\.A(\d{4})(\d{3})\.h(\d\d)v(\d\d)\.", re.IGNORECASE)
+# MODIS and VIIRS land tiles: PRODUCT.AYYYYDDD.hHHvVV.COLLECTION.PRODUCTION.hdf/.h5
+FILE_NAME = re.compile(r"^(M[OY]D\w+|MCD\w+|VNP\w+|VJ1\w+)\.A(\d{4})(\d{3})\.h(\d\d)v(\d\d)\.",
+                       re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,11 @@ def _short_name(path: str, ds: gdal.Dataset) -> str:
 def _product_of(path: str, short: str, fields: Dict[str, str]) -> Product:
     """The product table entry of ``short`` (Aqua's MYD names share Terra's MOD entry)."""
     product = PRODUCTS.get(short.replace("MYD", "MOD", 1))
+    if short.startswith(("VNP", "VJ1")):
+        raise InputError(PARAMETER, f"'{os.path.basename(path)}' is the VIIRS product {short} "
+                                    "(HDF-EOS5), which stfusion does not read yet: this GDAL "
+                                    "reads its datasets without georeferencing. Use the MODIS "
+                                    f"products ({SUPPORTED})")
     if product is None:
         listing = "; ".join(sorted(fields)) or "none"
         found = f"product '{short}'" if short else "no MODIS product name (SHORTNAME)"
