@@ -61,7 +61,7 @@ class Fuse(StfusionAlgorithm):
         self.addParameter(device_parameter())
         tile_size = QgsProcessingParameterNumber(
             "TILE_SIZE", "Tile size (pixels; smaller uses less memory)",
-            QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=32, maxValue=8192)
+            QgsProcessingParameterNumber.Integer, defaultValue=896, minValue=32, maxValue=8192)
         scale_ratio = QgsProcessingParameterNumber(
             "SCALE_RATIO", "Coarse / fine pixel size (0 = 500 m over the fine pixel size)",
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0, maxValue=100.0)

@@ -1,8 +1,17 @@
-"""Speed and peak memory of the fusion methods on generated full scenes (not part of the tests).
+"""Speed and peak memory of the fusion methods on generated full scenes, each beside its I/O
+floor measured in the same run (not part of the tests).
 
-Each run happens in a fresh subprocess, so its peak RSS is its own. Example:
+The floor of a run is what no implementation can avoid: reading the method's inputs whole and
+writing its output, with the same GDAL settings (the streaming block cache and decoding
+threads of ``tiling.streaming_gdal_settings``, the project's GeoTIFF creation options,
+``NUM_THREADS=2`` compression, the output's block size). It is measured in a fresh process
+right after the method, on the same files (both find them in the page cache), so the ratio
+time / floor compares like with like whatever the machine and its load. Each method also
+runs in a fresh process, so its peak RSS is its own. Example:
+
     python benchmarks/speed_memory.py --sizes 2000 4000 8000 --methods fuse starfm fsdaf
-Writes a Markdown table to benchmarks/out/speed_memory.md.
+
+Writes a Markdown table to benchmarks/out/speed_memory.md (seconds, floor, ratio, peak RSS).
 """
 import argparse
 import json
@@ -19,6 +28,9 @@ sys.path.insert(0, str(ROOT / "build" / "plugins"))
 RUNNERS = {
     "fuse": "from stfusion.core import fusion; fusion.fuse_files("
             "s.fine[d0], s.coarse[d0], s.coarse[d1], out, scale_ratio=s.scale_ratio)",
+    "fuse_2pairs": "from stfusion.core import fusion; fusion.fuse_files("
+                   "s.fine[d0], s.coarse[d0], s.coarse[d1], out, fine_t3=s.fine[d2], "
+                   "coarse_t3=s.coarse[d2], scale_ratio=s.scale_ratio)",
     "starfm": "from stfusion.core import starfm; starfm.fuse_files("
               "s.fine[d0], s.coarse[d0], s.coarse[d1], out)",
     "fsdaf": "from stfusion.core import fsdaf; fsdaf.fuse_files("
@@ -31,29 +43,83 @@ RUNNERS = {
     "resample_modis": "from stfusion.core import resample; resample.resample_to_grid("
                       "s.modis[d1], s.fine[d0], out)",
 }
+# the rasters each method reads (its floor reads them whole); d1 is the predicted date
+INPUTS = {
+    "fuse": "s.fine[d0], s.coarse[d0], s.coarse[d1]",
+    "fuse_2pairs": "s.fine[d0], s.coarse[d0], s.coarse[d1], s.fine[d2], s.coarse[d2]",
+    "starfm": "s.fine[d0], s.coarse[d0], s.coarse[d1]",
+    "fsdaf": "s.fine[d0], s.coarse[d0], s.coarse[d1]",
+    "evaluate": "s.fine[d0], s.fine[d1], s.coarse[d1]",
+    "resample_modis": "s.modis[d1], s.fine[d0]",
+}
 
 
-def child(method, scene_dir, output):
-    import torch
-    torch.set_num_threads(2)
+def _scene(scene_dir):
     from stfusion.core.sample_scene import SampleScene
     description = json.loads((Path(scene_dir) / "dataset.json").read_text())
     paths = {kind: {d: os.path.join(scene_dir, f) for d, f in description[key].items()}
              for kind, key in (("fine", "fine"), ("coarse", "coarse"), ("modis", "modis_raw"))}
-    s = SampleScene(scene_dir, list(description["fine"]), **paths)
-    d0, d1 = s.dates[:2]
-    out = output
-    started = time.time()
-    exec(RUNNERS[method], {"s": s, "d0": d0, "d1": d1, "out": out})
-    seconds = time.time() - started
+    return SampleScene(scene_dir, list(description["fine"]), **paths)
+
+
+def child(method, scene_dir, output):
+    """Run one method; print its wall and CPU seconds and peak RSS as JSON."""
+    import torch
+    torch.set_num_threads(2)
+    s = _scene(scene_dir)
+    d0, d1, d2 = s.dates[:3]
+    started, cpu = time.perf_counter(), time.process_time()
+    exec(RUNNERS[method], {"s": s, "d0": d0, "d1": d1, "d2": d2, "out": output})
+    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb}))
+
+
+def floor_child(method, scene_dir, output):
+    """The I/O floor of ``method``: read its inputs whole, write its output (read back from
+    the file the method wrote, untimed) with the same options; print the seconds as JSON."""
+    from osgeo import gdal
+    from stfusion.core import raster, tiling
+    s = _scene(scene_dir)
+    d0, d1, d2 = s.dates[:3]
+    inputs = eval(f"[{INPUTS[method]}]", {"s": s, "d0": d0, "d1": d1, "d2": d2})
+    written = output if os.path.exists(output) else None
+    if written:
+        values = gdal.Open(written).ReadAsArray()
+        info = raster.raster_info(written)
+        block = gdal.Open(written).GetRasterBand(1).GetBlockSize()
+    with tiling.streaming_gdal_settings():
+        started = time.perf_counter()
+        for path in inputs:
+            raster.open_dataset(path).ReadAsArray()
+        read_seconds = time.perf_counter() - started
+        write_seconds = 0.0
+        if written:
+            started = time.perf_counter()
+            target = output + ".floor.tif"
+            # the project's creation options, the method's block size (square when tiled)
+            with raster.AtomicGeoTiff(target, info.grid, info.band_count,
+                                      raster.OutputEncoding.like(info),
+                                      block_size=block[0] if block[0] == block[1] else None
+                                      ) as out:
+                out.ds.WriteArray(values)
+            write_seconds = time.perf_counter() - started
+            os.remove(target)
+    print(json.dumps({"read_seconds": read_seconds, "write_seconds": write_seconds}))
+
+
+def _run(*args):
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        print(result.stderr[-2000:])
+        return None
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000, 8000])
-    parser.add_argument("--methods", nargs="+", default=list(RUNNERS))
+    parser.add_argument("--methods", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
     parser.add_argument("--work", default=str(ROOT / "build" / "bench_scenes"))
     args = parser.parse_args()
     from stfusion.core.sample_scene import make_sample_scene
@@ -65,19 +131,23 @@ def main():
             make_sample_scene(str(scene_dir), size=size)
         for method in args.methods:
             output = Path(args.work) / f"{method}_{size}.tif"
-            result = subprocess.run([sys.executable, __file__, "--child", method, str(scene_dir),
-                                     str(output)], capture_output=True, text=True)
-            if result.returncode != 0:
-                print(result.stderr[-2000:])
-                continue
-            measured = json.loads(result.stdout.strip().splitlines()[-1])
-            rows.append((method, size, measured["seconds"], measured["peak_rss_mb"]))
-            print(f"{method:8s} {size:5d}^2 x6: {measured['seconds']:7.1f} s, "
-                  f"peak RSS {measured['peak_rss_mb']:7.0f} MB", flush=True)
+            measured = _run("--child", method, str(scene_dir), str(output))
+            floor = measured and _run("--floor", method, str(scene_dir), str(output))
             for written in output.parent.glob(output.name + "*"):    # + report sidecars
                 written.unlink()
-    table = ["| method | scene (px) | time (s) | peak RSS (MB) |", "|---|---|---|---|"]
-    table += [f"| {m} | {s}x{s}x6 | {t:.1f} | {r:.0f} |" for m, s, t, r in rows]
+            if not floor:
+                continue
+            io = floor["read_seconds"] + floor["write_seconds"]
+            rows.append((method, size, measured, io))
+            print(f"{method:14s} {size:5d}^2 x6: {measured['seconds']:7.1f} s "
+                  f"(CPU {measured['cpu_seconds']:7.1f} s), floor {io:5.1f} s "
+                  f"(read {floor['read_seconds']:.1f}, write {floor['write_seconds']:.1f}), "
+                  f"{measured['seconds'] / io:5.1f}x, peak RSS "
+                  f"{measured['peak_rss_mb']:5.0f} MB", flush=True)
+    table = ["| method | scene (px) | time (s) | I/O floor (s) | time / floor | peak RSS (MB) |",
+             "|---|---|---|---|---|---|"]
+    table += [f"| {m} | {s}x{s}x6 | {r['seconds']:.1f} | {io:.1f} | {r['seconds'] / io:.1f}x | "
+              f"{r['peak_rss_mb']:.0f} |" for m, s, r, io in rows]
     out_dir = ROOT / "benchmarks" / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "speed_memory.md").write_text("\n".join(table) + "\n")
@@ -85,7 +155,7 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(*sys.argv[2:5])
+    if len(sys.argv) > 1 and sys.argv[1] in ("--child", "--floor"):
+        (child if sys.argv[1] == "--child" else floor_child)(*sys.argv[2:5])
     else:
         main()

@@ -35,15 +35,22 @@ LOCAL_STD_RADIUS = 2   # local std of F1 (CNN feature), 5 x 5
 
 
 def box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Sum over a (2r+1)^2 window, zero outside, on the last two axes (separable)."""
+    """Sum over a (2r+1)^2 window, zero outside, on the last two axes (separable).
+
+    Sums of shifted slices, in the input's dtype (uint8 counts stay uint8): for the small
+    radii used here (r <= 3) several times faster than pooling or cumulative sums (and no
+    padded copy), and exact for counts."""
     if r <= 0:
         return x
-    shape = x.shape
-    y = x.reshape(-1, 1, shape[-2], shape[-1])
-    k = 2 * r + 1
-    y = F.avg_pool2d(y, (1, k), 1, (0, r), count_include_pad=True)
-    y = F.avg_pool2d(y, (k, 1), 1, (r, 0), count_include_pad=True)
-    return (y * float(k * k)).reshape(shape)
+    rows = x.clone()
+    for i in range(1, r + 1):
+        rows[..., i:] += x[..., :-i]
+        rows[..., :-i] += x[..., i:]
+    out = rows.clone()
+    for i in range(1, r + 1):
+        out[..., i:, :] += rows[..., :-i, :]
+        out[..., :-i, :] += rows[..., i:, :]
+    return out
 
 
 def block_sum(x: torch.Tensor, s: int) -> torch.Tensor:
@@ -52,8 +59,9 @@ def block_sum(x: torch.Tensor, s: int) -> torch.Tensor:
         return x
     *lead, h, w = x.shape
     nby, nbx = -(-h // s), -(-w // s)
-    x = F.pad(x, (0, nbx * s - w, 0, nby * s - h))
-    return x.reshape(*lead, nby, s, nbx, s).sum((-3, -1))
+    if (nby * s, nbx * s) != (h, w):
+        x = F.pad(x, (0, nbx * s - w, 0, nby * s - h))
+    return x.reshape(*lead, nby, s, nbx, s).sum(-1).sum(-2)
 
 
 def block_expand(x: torch.Tensor, s: int, h: int, w: int) -> torch.Tensor:
@@ -68,44 +76,46 @@ class Interp:
     window, normalised by block validity (an invalid block does not count)."""
 
     def __init__(self, h: int, w: int, s: int, bvalid: torch.Tensor):
-        dev = bvalid.device
-        nby, nbx = bvalid.shape
-        self.h, self.w, self.nby, self.nbx = h, w, nby, nbx
-
-        def axis(n, nb):
-            p = ((torch.arange(n, device=dev, dtype=torch.float32) + 0.5) / s - 0.5)
-            p = p.clamp(0, nb - 1)
-            i0 = p.floor().long()
-            i1 = (i0 + 1).clamp(max=nb - 1)
-            return i0, i1, p - i0
-        self.y0, self.y1, self.wy = axis(h, nby)
-        self.x0, self.x1, self.wx = axis(w, nbx)
+        self.h, self.w, self.s = h, w, s
         self.bvalid = bvalid
         self.den = self._bil(bvalid[None])[0]
+        self._den_safe = self.den.clamp_min(1e-6)
+        self._no_support = self.den <= 1e-6
 
-    def _bil(self, g):
-        wy = self.wy[:, None]
-        r = g[:, self.y0] * (1 - wy) + g[:, self.y1] * wy          # (C, h, nbx)
-        return r[:, :, self.x0] * (1 - self.wx) + r[:, :, self.x1] * self.wx
+    def _bil(self, g: torch.Tensor) -> torch.Tensor:
+        """(C, nby, nbx) -> (C, h, w): pixel i of block centres at (i + 0.5) / s - 0.5,
+        clamped at the window edge (torch's bilinear up-sampling by s, cropped)."""
+        up = F.interpolate(g[None], scale_factor=self.s, mode="bilinear", align_corners=False)
+        return up[0, :, :self.h, :self.w]
 
     def up(self, g: torch.Tensor) -> torch.Tensor:
         """(C, nby, nbx) -> (C, h, w)."""
         num = self._bil(g * self.bvalid)
-        return torch.where(self.den > 1e-6, num / self.den.clamp_min(1e-6), 0.0)
+        return num.div_(self._den_safe).masked_fill_(self._no_support, 0.0)
+
+    def _axis(self, n: int, nb: int):
+        p = ((torch.arange(n, device=self.bvalid.device, dtype=torch.float32) + 0.5) / self.s
+             - 0.5).clamp(0, nb - 1)
+        i0 = p.floor().long()
+        return i0, (i0 + 1).clamp(max=nb - 1), p - i0
 
     def up_class(self, sol: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """Class values ``sol`` (nby, nbx, k, b) read at each pixel's class ``lab`` (h, w),
-        interpolated between block centres -> (b, h, w)."""
+        interpolated between block centres -> (b, h, w). All bands in one gather per
+        corner (a row of b values per pixel)."""
         nby, nbx, k, b = sol.shape
+        y0, y1, wy = self._axis(self.h, nby)
+        x0, x1, wx = self._axis(self.w, nbx)
         flat = sol.permute(2, 0, 1, 3).reshape(k * nby * nbx, b)
+        base = lab * (nby * nbx)
         out = torch.zeros(self.h, self.w, b, device=sol.device)
-        for yi, wy in ((self.y0, 1 - self.wy), (self.y1, self.wy)):
-            for xi, wx in ((self.x0, 1 - self.wx), (self.x1, self.wx)):
-                wgt = wy[:, None] * wx[None, :] * self.bvalid[yi][:, xi]
-                idx = (lab * nby + yi[:, None]) * nbx + xi[None, :]
+        for yi, wyi in ((y0, 1 - wy), (y1, wy)):
+            for xi, wxi in ((x0, 1 - wx), (x1, wx)):
+                wgt = wyi[:, None] * wxi[None, :] * self.bvalid[yi][:, xi]
+                idx = base + (yi * nbx)[:, None] + xi[None, :]
                 out += wgt[..., None] * flat[idx]
-        out = out.permute(2, 0, 1)
-        return torch.where(self.den > 1e-6, out / self.den.clamp_min(1e-6), 0.0)
+        out = out.permute(2, 0, 1).contiguous()
+        return out.div_(self._den_safe).masked_fill_(self._no_support, 0.0)
 
 
 class GuidedFilter:
@@ -138,7 +148,7 @@ class GuidedFilter:
             return a * g + b
         ab = self.interp.up(torch.cat([a, b]) * self.bvalid)
         n = p.shape[0]
-        return ab[:n] * g + ab[n:]
+        return ab[:n].mul_(g).add_(ab[n:])
 
 
 def sub_grid(s: int) -> int:
@@ -195,16 +205,18 @@ class PairFields:
         centres = stats["centres"]
         k = centres.shape[0]
         self.lab = torch.where(valid, classify(f, centres, stats["mean"], stats["std"]), 0)
-        oh = F.one_hot(self.lab, k).permute(2, 0, 1).float() * v
-        # 0 where invalid (``oh`` is)
-        self.hi = (box_sum(oh, HI_RADIUS) * oh).sum(0) / box_sum(v, HI_RADIUS).clamp_min(1.0)
+        # one-hot classes as uint8 (0 where invalid): exact, cheap window counts
+        oh = ((self.lab[None] == torch.arange(k, device=f.device)[:, None, None]) & valid)
+        oh = oh.to(torch.uint8)
+        same = box_sum(oh, HI_RADIUS).gather(0, self.lab[None])[0]   # same-class neighbours
+        self.hi = same.float() * v / box_sum(v, HI_RADIUS).clamp_min(1.0)
 
         # block grid: class fractions and mean coarse change of every coarse pixel
         nv = block_sum(v, s)
         self.inv = 1.0 / nv.clamp_min(1.0)
         bw = (nv > 0.5).float()
-        frac = block_sum(oh, s) * self.inv
-        del oh
+        frac = block_sum(oh, s).float() * self.inv
+        del oh, same
         self.dcb = torch.stack([block_sum(self.dc(j), s) for j in range(b)]) * self.inv
         # local unmixing: normal equations over window x window blocks, ridge to global change
         wr = max(1, int(window) // 2)
@@ -220,6 +232,8 @@ class PairFields:
         self.sol = torch.linalg.solve(m, rhs)                              # (nby, nbx, k, b)
         self.explained = torch.einsum("kyx,yxkb->byx", frac, self.sol)
         self.interp = Interp(h, w, s, bw)
+        # the class change of every pixel, all bands at once (read per band in ``band``)
+        self.own = self.interp.up_class(self.sol, self.lab) * v
         q = sub_grid(s)
         self.guided = GuidedFilter(f, v, max(1, round(max(1, s // 2) / q)), q, eps)
 
@@ -240,7 +254,7 @@ class PairFields:
         h, w = v.shape
         dc = self.dc(j)[None]
         dcb = self.dcb[j:j + 1]
-        own = self.interp.up_class(self.sol[..., j:j + 1], self.lab) * v    # class change
+        own = self.own[j:j + 1]                                           # class change
         u = own + self.interp.up(dcb - self.explained[j:j + 1])
 
         # FSDAF-style residual distribution (block residual of the temporal prediction)
@@ -258,8 +272,9 @@ class PairFields:
         wgt = normalise(torch.where(wgt > 10, 1.0, wgt))
         fs = own + wgt * rblk
 
-        guided = lambda x: (self.guided(x, slice(j, j + 1)) * v)[0]  # noqa: E731
-        out = dict(valid=self.valid, dc=dc[0], gd=guided(dc), gu=guided(u), gf=guided(fs))
+        # the three guided filters of the band in one pass (the same guide band)
+        gd, gu, gf = self.guided(torch.cat([dc, u, fs]), slice(j, j + 1)) * v
+        out = dict(valid=self.valid, dc=dc[0], gd=gd, gu=gu, gf=gf)
         if self.alpha < 1.0:
             for key in ("gu", "gf"):
                 out[key] = self.alpha * out[key] + (1.0 - self.alpha) * out["gd"]
