@@ -22,11 +22,7 @@ benchmarks: setup
 	  && $(PY) benchmarks/speed_memory.py --sizes 2000 4000 8000
 
 zip:
-	@mkdir -p build && rm -f build/stfusion.zip
-	@git archive --format=zip --prefix=stfusion/ -o build/stfusion.zip HEAD \
-	  metadata.txt __init__.py plugin.py tasks.py algorithms core processing_provider \
-	  model_weights resources README.md LICENSE
-	@echo "build/stfusion.zip: install it with Plugins > Manage and Install Plugins > Install from ZIP"
+	@$(PY) scripts/make_zip.py build/stfusion.zip
 
 clean:
 	rm -rf build demo_output .pytest_cache

@@ -1,7 +1,11 @@
 """The small base class under every stfusion algorithm, and the helpers they share.
 
-Subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``HELP`` and implement
-``initAlgorithm`` and ``execute`` (not ``run``: that name is QgsProcessingAlgorithm's own).
+Subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP`` (a key of ``GROUPS``), their help as
+data (``SHORT_DESCRIPTION``, ``DESCRIPTION``, ``PARAMETER_HELP``: one line per parameter or
+output, by name) and ``TAGS``, and implement ``initAlgorithm`` and ``execute`` (not ``run``:
+that name is QgsProcessingAlgorithm's own). The base builds the help page, the parameter
+tooltips, the tags and the help URL from that data, so a new parameter needs one line in
+``PARAMETER_HELP`` (a test checks that every parameter has one).
 The base translates the numerics' errors (bad raster, missing torch, cancel, a full disk)
 into ``QgsProcessingException``s that name the parameter and the fix. Before any work it
 refuses outputs that would replace an input of the run or another output of it, or that
@@ -19,28 +23,44 @@ import threading
 from contextlib import contextmanager
 from typing import Callable, Dict, List, Optional, Tuple
 
-from qgis.core import (QgsProcessing, QgsProcessingAlgorithm, QgsProcessingException,
-                       QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterFile,
-                       QgsProcessingParameterFileDestination,
+from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm,
+                       QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
+                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination,
-                       QgsProcessingParameterRasterLayer, QgsProperty,
+                       QgsProcessingParameterRasterLayer, QgsProcessingUtils, QgsProperty,
                        QgsMultiBandColorRenderer, QgsContrastEnhancement, QgsRasterLayer)
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QUrl
 from qgis.PyQt.QtGui import QIcon
 
-from ..core import atomic, raster, report
+from ..core import acquisition, atomic, raster, report, torch_install
 from ..core.errors import InputError
 from ..core.tiling import Canceled
 from ..core.torch_check import TorchMissing, require_torch
 
-ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
+ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
+README_PATH = os.path.join(PLUGIN_DIR, "README.md")
+# Toolbox groups in workflow order: QGIS sorts groups by their name, hence the numbers
+# ("workflows": the shipped models, processing_provider/models)
+GROUPS = {"workflows": "0 · Workflows", "preparation": "1 · Preparation", "fusion": "2 · Fusion",
+          "evaluation": "3 · Evaluation", "classic": "4 · Classic methods"}
+COMMON_TAGS = ("stfusion", "spatiotemporal", "fusion", "Landsat", "MODIS", "remote sensing")
 FUSION_INPUTS = (("FINE_T1", "Fine image at t1 (Landsat)", False),
                  ("COARSE_T1", "Coarse image at t1 (MODIS on the fine grid)", False),
                  ("COARSE_T2", "Coarse image at t2, the date to predict", False),
                  ("FINE_T3", "Fine image at t3 (optional second pair)", True),
                  ("COARSE_T3", "Coarse image at t3 (optional second pair)", True))
+FUSION_INPUT_HELP = {
+    "FINE_T1": "the fine (Landsat) image of the pair before the date to predict (t1).",
+    "COARSE_T1": "the coarse (MODIS) image of t1, already on the fine grid "
+                 "(stfusion:resample_modis), with the same bands in the same order.",
+    "COARSE_T2": "the coarse image of the date to predict (t2), on the same grid.",
+    "FINE_T3": "optional fine image of a second pair (t3, usually after t2); give its coarse "
+               "image too.",
+    "COARSE_T3": "the coarse image of t3, when a second pair is given.",
+}
 RESAMPLE_HINT = ("Bring the coarse image onto the fine grid first with "
                  "'stfusion:resample_modis' (REFERENCE = the fine image).")
 
@@ -49,7 +69,10 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
     NAME = ""
     DISPLAY_NAME = ""
     GROUP = ""
-    HELP = ""
+    SHORT_DESCRIPTION = ""  # one sentence: the Toolbox tooltip and the help's first line
+    DESCRIPTION = ""  # optional paragraphs after it, one per line, never wrapped by hand
+    PARAMETER_HELP: Dict[str, str] = {}  # parameter or output name -> its help line
+    TAGS: Tuple[str, ...] = ()
 
     def name(self):
         return self.NAME
@@ -58,13 +81,45 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
         return self.tr(self.DISPLAY_NAME)
 
     def group(self):
-        return self.tr(self.GROUP)
+        return self.tr(GROUPS[self.GROUP])
 
     def groupId(self):
-        return self.GROUP.lower().replace(" ", "_")
+        return self.GROUP
+
+    def shortDescription(self):
+        return self.tr(self.SHORT_DESCRIPTION)
+
+    def tags(self):
+        return [self.tr(tag) for tag in COMMON_TAGS + self.TAGS]
+
+    def helpUrl(self):
+        """This algorithm's entry in the README shipped with the plugin (no public home yet)."""
+        return QUrl.fromLocalFile(README_PATH).toString() + "#" + help_anchor(self.NAME)
 
     def shortHelpString(self):
-        return self.tr(self.HELP)
+        """One paragraph per line (QGIS makes each line a paragraph): the short description,
+        the description, then each parameter and output under the label the dialog shows."""
+        lines = [self.shortDescription()]
+        lines += [self.tr(line) for line in self.DESCRIPTION.splitlines() if line.strip()]
+        for name, label in self.help_labels():
+            lines.append(f"<b>{label}</b>: {self.tr(self.PARAMETER_HELP[name])}")
+        return "\n".join(lines)
+
+    def help_labels(self):
+        """(name, label) of the parameters, then of the outputs that are not parameters,
+        that have a help line."""
+        parameters = [(d.name(), d.description()) for d in self.parameterDefinitions()]
+        names = {name for name, _label in parameters}
+        outputs = [(d.name(), d.description()) for d in self.outputDefinitions()
+                   if d.name() not in names]
+        return [(name, label) for name, label in parameters + outputs
+                if name in self.PARAMETER_HELP]
+
+    def addParameter(self, definition, createOutput=True):  # noqa: N802, N803 (QGIS API)
+        """Every parameter gets its help line as the dialog's tooltip."""
+        if definition.name() in self.PARAMETER_HELP:
+            definition.setHelp(self.tr(self.PARAMETER_HELP[definition.name()]))
+        return super().addParameter(definition, createOutput)
 
     def icon(self):
         return QIcon(ICON_PATH)
@@ -90,7 +145,9 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
             return results
         except Canceled:
             message = self.tr("Canceled; nothing was written (no output, report or sidecar).")
-        except (TorchMissing, raster.RasterError, InputError) as exc:
+        except TorchMissing:
+            message = torch_missing_advice()
+        except (raster.RasterError, InputError) as exc:
             message = str(exc)
         except OSError as exc:
             message = self.write_failure(exc, parameters, context)
@@ -115,7 +172,8 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
             if not definition.checkValueIsAcceptable(parameters.get(name), context):
                 return False, self.tr(f"Parameter {name}: the value "
                                       f"'{parameters.get(name)}' is not acceptable.")
-        problem = self.output_problem(parameters, context)
+        problem = self.repeated_input(parameters, context) or \
+            self.output_problem(parameters, context)
         return (False, problem) if problem else (True, "")
 
     def validateInputCrs(self, parameters, context):
@@ -214,6 +272,22 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
                     "those pixels are nodata in the output. Declare the file's nodata value "
                     "to silence this warning."))
 
+    def repeated_input(self, parameters, context) -> str:
+        """Why a fine input is also given as a coarse one ('' when none is): the dialogs
+        preselect the same layer everywhere, and fusing an image with itself says nothing.
+        (The same coarse image at t1 and t2 is allowed: it predicts the fine image of t1.)"""
+        given = [name for name, _label, _optional in FUSION_INPUTS
+                 if self.parameterDefinition(name) and parameters.get(name) not in (None, "")]
+        sources = {name: source_file(self.layer_sources(parameters, name, context)[0])
+                   for name in given}
+        for fine, coarse in itertools.product(sources, sources):
+            if fine.startswith("FINE") and coarse.startswith("COARSE") \
+                    and atomic.same_file(sources[fine], sources[coarse]):
+                return (f"Parameters {fine} and {coarse} are the same image "
+                        f"({sources[fine]}); {coarse} must be the coarse (MODIS) image on the "
+                        "fine grid, not the fine image.")
+        return ""
+
     # -- shared helpers -------------------------------------------------------------
     def require_torch(self):
         """Import torch or fail with installation advice (raises TorchMissing)."""
@@ -267,6 +341,20 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
                     f"(provider '{layer.providerType()}'); save it as a GeoTIFF first.")
         return [layer.source() for layer in layers]
 
+    def layer_name(self, parameters, name: str, context) -> str:
+        """How reports name the image of parameter ``name``: its layer's name (a file's name
+        without extension); for a temporary file (e.g. a step of a model), whose name would
+        mean nothing, its acquisition date ('' when it has none)."""
+        if parameters.get(name) in (None, ""):
+            return ""
+        path = source_file(self.layer_sources(parameters, name, context)[0])
+        temporary = os.path.abspath(QgsProcessingUtils.tempFolder())
+        if path.startswith(temporary + os.sep):
+            return str(acquisition.acquisition_date(path) or "")
+        if self.given_as_files(parameters, name):
+            return os.path.splitext(os.path.basename(path))[0]
+        return self.parameterAsRasterLayer(parameters, name, context).name()
+
     def add_fusion_inputs(self, second_pair: bool = True) -> None:
         """The FINE_T1, COARSE_T1, COARSE_T2 (and FINE_T3, COARSE_T3) layer parameters."""
         inputs = FUSION_INPUTS if second_pair else FUSION_INPUTS[:3]
@@ -274,13 +362,13 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(QgsProcessingParameterRasterLayer(name, self.tr(label),
                                                                 optional=optional))
 
-    def add_number_parameters(self, specs) -> None:
+    def add_number_parameters(self, specs, advanced: bool = False) -> None:
         """Number parameters from (name, label, QgsProcessingParameterNumber type, default,
-        minimum) tuples."""
+        minimum) tuples; ``advanced``: under the dialog's Advanced Parameters."""
         for name, label, kind, default, minimum in specs:
-            self.addParameter(QgsProcessingParameterNumber(name, self.tr(label), kind,
-                                                           defaultValue=default,
-                                                           minValue=minimum))
+            parameter = QgsProcessingParameterNumber(name, self.tr(label), kind,
+                                                     defaultValue=default, minValue=minimum)
+            self.addParameter(as_advanced(parameter) if advanced else parameter)
 
     def fusion_inputs(self, parameters, context, optional=("FINE_T3", "COARSE_T3", "REFERENCE")
                       ) -> Dict[str, Optional[str]]:
@@ -385,6 +473,30 @@ def cancel_on_signals(feedback):
             signal.signal(getattr(signal, n), signal.SIG_DFL if handler is None else handler)
 
 
+def torch_missing_advice() -> str:
+    """What to do when torch cannot be imported, for the Python QGIS really uses."""
+    try:
+        plan = torch_install.torch_plan(QgsApplication.qgisSettingsDirPath())
+    except torch_install.InstallError as exc:
+        return f"PyTorch is not installed for QGIS's Python, and {exc}"
+    return QCoreApplication.translate("stfusion", (
+        "PyTorch is not installed for QGIS's Python ({python}). In QGIS: Plugins ▸ stfusion ▸ "
+        "Install PyTorch…, which installs it into a folder of your QGIS profile without "
+        "touching the system. Without the desktop, run: {command}")).format(
+        python=plan.python, command=plan.manual_command())
+
+
+def as_advanced(parameter):
+    """``parameter``, shown under the dialog's Advanced Parameters."""
+    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    return parameter
+
+
+def help_anchor(name: str) -> str:
+    """The README anchor of algorithm ``name`` (README.md's algorithm table sets it)."""
+    return f"stfusion-{name}"
+
+
 def unreadable_file(parameters, name: str) -> str:
     """Why the file given as parameter ``name`` cannot be read ('' when it can, or when the
     value is not a file path): GDAL's reason rather than Processing's 'not found'."""
@@ -435,6 +547,12 @@ class RgbRendering(QgsProcessingLayerPostProcessorInterface):
     def postProcessLayer(self, layer, context, feedback):
         if isinstance(layer, QgsRasterLayer) and layer.bandCount() >= 3:
             apply_rgb_renderer(layer, self.band_names)
+
+
+def name_output_layer(context, output_path: str, name: str) -> None:
+    """The name the output layer gets in the project when Processing loads it."""
+    if context.willLoadLayerOnCompletion(output_path):
+        context.layerToLoadOnCompletionDetails(output_path).name = name
 
 
 def rgb_bands(band_names) -> Tuple[int, int, int]:

@@ -13,47 +13,49 @@ from qgis.core import (QgsCoordinateReferenceSystem, QgsFeature, QgsFeatureSink,
                        QgsProcessingParameterString, QgsWkbTypes)
 from qgis.PyQt.QtCore import QVariant
 
-from ..core import metrics, raster, report
+from ..core import acquisition, metrics, raster, report
 from .base import RESAMPLE_HINT, StfusionAlgorithm, feedback_callbacks
 
 WARP_HINT = ("Every input must be on the grid of REFERENCE (same size, origin, pixel size and "
              "CRS); warp it there first (e.g. GDAL 'Warp (reproject)' with the reference's "
              "extent and pixel size).")
 
-_METRIC_HELP = "".join(f"<li><b>{name}</b>: {text}</li>"
-                       for name, text in metrics.CONVENTIONS.items())
-
-HELP = f"""Scores a fused (predicted) fine image against a real fine image (e.g. Landsat) of
-the same date, with the paper's metrics (RMSE, MAE, R², rMAE, MAEC, Edge) and the field's
-(SSIM, ERGAS, SAM, CC, PSNR), per band and averaged, block by block (any raster size).
-<h3>Parameters</h3><ul>
-<li><b>PREDICTION</b>: the fused image.</li>
-<li><b>REFERENCE</b>: the real fine image of the same date (the truth).</li>
-<li><b>COARSE</b> (optional): the coarse image (MODIS) of the same date on the fine grid — the
-un-fused baseline; adds it to the comparison table and MAEC vs coarse.</li>
-<li><b>COMPARE</b> (optional): a second prediction (e.g. STARFM) scored the same way; adds
-MAEC vs compare.</li>
-<li><b>BAND_NAMES</b> (optional): comma-separated names (default: the band descriptions of
-the files, else band 1, 2, ...).</li>
-<li><b>RATIO</b>: fine/coarse pixel-size ratio h/l for ERGAS, e.g. 0.06 for 30 m / 500 m (a
-value above 1 is taken as coarse/fine). 0 = from the rasters when they tell it, else 30/500
-(the report says which).</li>
-<li><b>REPORT</b>: the HTML report (tables like the paper's Tables 2 and 3, quick-looks
-like its Fig. 3, density scatter plots), with name.html.json and name.html.csv beside it.</li>
-<li><b>TABLE</b>: a table without geometry (method, band, one column per metric; band
-'mean' = means over bands) added to the project.</li></ul>
-All inputs must be on the REFERENCE grid with the same bands. Pixels count where every
-band of every input is valid.
-<h3>Metrics (reflectance 0–1, per band, then the mean over bands)</h3><ul>{_METRIC_HELP}</ul>
-Outputs RMSE, MAE, R2, rMAE, Edge, SSIM, ERGAS, SAM, CC, PSNR hold the prediction's means
-over bands (ERGAS, SAM: the all-band values) for models and qgis_process --json."""
+PARAMETER_HELP = {
+    "PREDICTION": "the fused image.",
+    "REFERENCE": "the real fine image of the same date (the truth).",
+    "COARSE": "optional coarse (MODIS) image of the same date on the fine grid: the un-fused "
+              "baseline, added to the comparison table with the MAEC against it.",
+    "COMPARE": "optional second prediction (e.g. STARFM) scored the same way, with the MAEC "
+               "against it.",
+    "BAND_NAMES": "comma-separated names; default: the band descriptions of the files, else "
+                  "band 1, 2, ...",
+    "RATIO": "fine/coarse pixel-size ratio h/l for ERGAS, e.g. 0.06 for 30 m / 500 m (a value "
+             "above 1 is taken as coarse/fine); 0 = from the rasters when they tell it, else "
+             "30/500 (the report says which).",
+    "REPORT": "the HTML report (tables like the paper's Tables 2 and 3, quick-looks like its "
+              "Fig. 3, density scatter plots), with name.html.json and name.html.csv beside it.",
+    "TABLE": "a table without geometry (method, band, one column per metric; band 'mean' = "
+             "means over bands) added to the project.",
+}
+PARAMETER_HELP.update({name: "the prediction's mean over bands (ERGAS, SAM: the all-band "
+                             "value), for models and qgis_process --json."
+                       for name in metrics.METRICS})
+METRIC_LINES = "\n".join(f"<b>{name}</b>: {text}" for name, text in metrics.CONVENTIONS.items())
 
 
 class Evaluate(StfusionAlgorithm):
     NAME = "evaluate"
     DISPLAY_NAME = "Evaluate fusion accuracy"
-    GROUP = "Evaluation"
-    HELP = HELP
+    GROUP = "evaluation"
+    SHORT_DESCRIPTION = ("Scores a fused image against a real fine image of the same date with "
+                         "the paper's metrics and the field's, per band, block by block.")
+    DESCRIPTION = ("Metrics: RMSE, MAE, R², rMAE, MAEC, Edge (the paper's) and SSIM, ERGAS, "
+                   "SAM, CC, PSNR (the field's), on reflectance (0–1), per band, then the mean "
+                   "over bands. All inputs must be on the grid of the reference with the same "
+                   "bands; pixels count where every band of every input is valid.\n"
+                   + METRIC_LINES)
+    PARAMETER_HELP = PARAMETER_HELP
+    TAGS = ("accuracy", "validation", "RMSE", "SSIM", "ERGAS", "SAM", "report")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(
@@ -106,15 +108,19 @@ class Evaluate(StfusionAlgorithm):
 
         progress, is_canceled = feedback_callbacks(feedback)
         feedback.pushInfo("Scoring the prediction block by block (two passes)...")
+        image_names = {role: self.layer_name(parameters, name, context)
+                 for role, name in (("prediction", "PREDICTION"), ("coarse", "COARSE"),
+                                    ("compare", "COMPARE"))}
         evaluation = metrics.evaluate_files(
             prediction, reference, coarse=coarse, compare=compare, ratio=ratio,
             band_names=band_names, progress=lambda f: progress(0.9 * f),
-            is_canceled=is_canceled)
+            is_canceled=is_canceled, image_names=image_names)
         feedback.pushInfo(f"ERGAS: {evaluation.ratio_note}")
         for method in evaluation.methods:
             feedback.pushInfo(method.label + ": " + ", ".join(
                 f"{k} {report.fmt(v, k)}" for k, v in method.mean.items()))
-        paths = report.write_report(evaluation, html_path)
+        paths = report.write_report(evaluation, html_path, title=acquisition.titled(
+            "stfusion evaluate", prediction))
         progress(0.97)
 
         outputs = {"REPORT": paths.html, "JSON": paths.json, "CSV": paths.csv}

@@ -2,30 +2,36 @@
 from qgis.core import (QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
 
 from ..core import raster
-from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks, odd_window
+from .base import (FUSION_INPUT_HELP, RgbRendering, StfusionAlgorithm, feedback_callbacks,
+                   odd_window)
 
 MODIS_PIXEL_SIZE = 500.0
 
-HELP = """FSDAF (Zhu et al. 2016), flexible spatiotemporal data fusion: classifies the fine
-image at t1 (k-means), estimates each class's temporal change by unmixing the coarse change
-over coarse pixels, predicts the coarse image at t2 at fine resolution with a thin-plate
-spline, distributes the residual with the homogeneity index, and smooths the result with
-similar pixels in a neighbourhood. Handles abrupt land-cover change better than STARFM.
-
-FINE_T1, COARSE_T1, COARSE_T2: the pair at t1 and the coarse image at t2, all on one grid
-(see stfusion:resample_modis).
-CLASSES: k-means classes of the fine image (original default 4).
-WINDOW: similar-pixel window in fine pixels (odd).
-SCALE_RATIO: coarse pixel size / fine pixel size (e.g. 16 for 480 m over 30 m); 0 = 500 m
-MODIS over the fine pixel size.
-OUTPUT: GeoTIFF on the fine grid, encoded like FINE_T1; nodata where any input is nodata."""
+PARAMETER_HELP = {
+    **FUSION_INPUT_HELP,
+    "CLASSES": "k-means classes of the fine image (original default 4).",
+    "WINDOW": "similar-pixel window in fine pixels (odd).",
+    "SCALE_RATIO": "coarse pixel size / fine pixel size (e.g. 16 for 480 m over 30 m); 0 = "
+                   "500 m MODIS over the fine pixel size.",
+    "OUTPUT": "GeoTIFF on the fine grid, encoded like the fine image at t1; nodata where any "
+              "input is nodata.",
+}
 
 
 class Fsdaf(StfusionAlgorithm):
     NAME = "fsdaf"
     DISPLAY_NAME = "FSDAF (classic baseline)"
-    GROUP = "Classic methods"
-    HELP = HELP
+    GROUP = "classic"
+    SHORT_DESCRIPTION = ("FSDAF (Zhu et al. 2016), flexible spatiotemporal data fusion: "
+                         "handles abrupt land-cover change better than STARFM.")
+    DESCRIPTION = ("Classifies the fine image at t1 (k-means), estimates each class's temporal "
+                   "change by unmixing the coarse change over coarse pixels, predicts the "
+                   "coarse image at t2 at fine resolution with a thin-plate spline, distributes "
+                   "the residual with the homogeneity index, and smooths the result with "
+                   "similar pixels in a neighbourhood. All inputs on one grid (see "
+                   "stfusion:resample_modis).")
+    PARAMETER_HELP = PARAMETER_HELP
+    TAGS = ("FSDAF", "baseline", "classic", "unmixing")
 
     def initAlgorithm(self, config=None):
         self.add_fusion_inputs(second_pair=False)

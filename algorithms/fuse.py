@@ -1,80 +1,88 @@
 """stfusion:fuse — predict the fine image of a date only the coarse sensor saw."""
 import time
 
-from qgis.core import (QgsProcessingOutputNumber,
-                       QgsProcessingParameterDefinition,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+from qgis.core import (QgsProcessingOutputNumber, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination,
                        QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer)
 
-from ..core import raster
-from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks
+from ..core import acquisition, raster
+from .base import (FUSION_INPUT_HELP, RgbRendering, StfusionAlgorithm, as_advanced,
+                   feedback_callbacks, name_output_layer)
 from .torch_params import (ARCHITECTURE_OPTIONS, architecture_parameter, device_parameter,
                            resolve_device)
 
-HELP = """Predicts the Landsat-like (fine) image of date t2 from a fine/coarse pair at t1 and
-the coarse (MODIS) image at t2, with a deep CNN.
-
-All inputs must be on one grid: bring MODIS onto the Landsat grid with stfusion:resample_modis
-first. Inputs must have the same bands in the same order.
-
-FINE_T1, COARSE_T1: the fine and coarse images of the prior pair (t1).
-COARSE_T2: the coarse image of the date to predict (t2).
-FINE_T3, COARSE_T3: optional second pair after t2; both pairs are then weighted locally.
-MODEL: a model file from stfusion:train; empty = the shipped default model.
-ARCHITECTURE: used when MODEL is empty: the shipped default, or the paper's 3x3-patch DCNN.
-ADAPT: epochs of fine-tuning on the given pair(s) before predicting (0 = none).
-REFERENCE: optional real fine image at t2; adds accuracy metrics (as stfusion:evaluate) to the
-report and the RMSE/SSIM/ERGAS/SAM outputs.
-DEVICE: auto (GPU when available), cpu or cuda.
-TILE_SIZE (advanced): pixels per tile side, rounded to the model's block grid and to a
-multiple of 16 (each tile is one block of the output GeoTIFF); memory use grows with its
-square, never with the raster size.
-SCALE_RATIO (advanced): the coarse sensor's pixel size over the fine one (e.g. 16 for 480 m
-MODIS over 30 m Landsat); 0 = 500 m over the fine pixel size.
-OUTPUT: the fused GeoTIFF on the fine grid (data type, scale and nodata of FINE_T1); a pixel
-that is nodata in any input is nodata here.
-REPORT: HTML report (model, settings, timing, and metrics when REFERENCE is given).
-
-The scene is processed in tiles with a halo (bounded memory, no seams), with progress and
-cancel; the output appears only when the run succeeds."""
+PARAMETER_HELP = {
+    **FUSION_INPUT_HELP,
+    "MODEL": "a model file from stfusion:train; empty = the model shipped with the plugin.",
+    "ARCHITECTURE": "which shipped model to use when no model file is given: the project's "
+                    "default (best on every real case measured) or the paper's 3x3-patch DCNN, "
+                    "trained on the given pair(s) first.",
+    "ADAPT": "epochs of fine-tuning on the given pair(s) before predicting; 0 = none.",
+    "REFERENCE": "optional real fine image of t2: the report then scores the prediction as "
+                 "stfusion:evaluate does, and the RMSE, SSIM, ERGAS and SAM outputs are set.",
+    "DEVICE": "auto uses the GPU when PyTorch has one, else the CPU.",
+    "TILE_SIZE": "pixels per tile side, rounded to the model's block grid and to a multiple "
+                 "of 16 (each tile is one block of the output GeoTIFF); memory grows with its "
+                 "square, never with the raster size.",
+    "SCALE_RATIO": "the coarse pixel size over the fine one (e.g. 16 for 480 m MODIS over "
+                   "30 m Landsat); 0 = 500 m over the fine pixel size.",
+    "OUTPUT": "the fused GeoTIFF on the fine grid, with the data type, scale and nodata of the "
+              "fine image at t1; a pixel that is nodata in any input is nodata here. Loaded as "
+              "'fused <date of t2>'.",
+    "REPORT": "HTML report: inputs, model, timing and quick-looks, and the accuracy tables "
+              "when a reference is given.",
+    "RMSE": "mean over bands, with a reference.",
+    "SSIM": "mean over bands, with a reference.",
+    "ERGAS": "of the whole image, with a reference.",
+    "SAM": "in degrees, with a reference.",
+}
 
 
 class Fuse(StfusionAlgorithm):
     NAME = "fuse"
     DISPLAY_NAME = "Fuse Landsat and MODIS (DCNN)"
-    GROUP = "Fusion"
-    HELP = HELP
+    GROUP = "fusion"
+    SHORT_DESCRIPTION = ("Predicts the Landsat-like (fine) image of a date only MODIS saw, "
+                         "from a Landsat/MODIS pair and the MODIS image of that date.")
+    DESCRIPTION = ("All inputs must be on one grid with the same bands in the same order: "
+                   "bring MODIS onto the Landsat grid with stfusion:resample_modis first.\n"
+                   "The scene is processed in tiles with a halo (bounded memory, no seams), "
+                   "with progress and cancel; the output appears only when the run succeeds.")
+    PARAMETER_HELP = PARAMETER_HELP
+    TAGS = ("DCNN", "deep learning", "CNN", "PyTorch", "downscaling", "prediction")
 
     def initAlgorithm(self, config=None):
         self.add_fusion_inputs()
         self.addParameter(QgsProcessingParameterFile(
-            "MODEL", "Model file from stfusion:train (empty = shipped default)",
+            "MODEL", self.tr("Model file from stfusion:train (empty = shipped default)"),
             extension="pt", optional=True))
-        self.addParameter(architecture_parameter("Shipped model to use when MODEL is empty"))
+        self.addParameter(architecture_parameter(
+            self.tr("Shipped model to use without a model file")))
         self.addParameter(QgsProcessingParameterNumber(
-            "ADAPT", "Fine-tune on the given pair(s) first (epochs, 0 = no)",
+            "ADAPT", self.tr("Fine-tune on the given pair(s) first (epochs, 0 = no)"),
             QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0, maxValue=500))
         self.addParameter(QgsProcessingParameterRasterLayer(
-            "REFERENCE", "Reference fine image at t2 (optional, for accuracy metrics)",
+            "REFERENCE", self.tr("Reference fine image at t2 (optional, for accuracy metrics)"),
             optional=True))
         self.addParameter(device_parameter())
         tile_size = QgsProcessingParameterNumber(
-            "TILE_SIZE", "Tile size (pixels; smaller uses less memory)",
+            "TILE_SIZE", self.tr("Tile size (pixels; smaller uses less memory)"),
             QgsProcessingParameterNumber.Integer, defaultValue=896, minValue=32, maxValue=8192)
         scale_ratio = QgsProcessingParameterNumber(
-            "SCALE_RATIO", "Coarse / fine pixel size (0 = 500 m over the fine pixel size)",
+            "SCALE_RATIO",
+            self.tr("Coarse / fine pixel size (0 = 500 m over the fine pixel size)"),
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0, maxValue=100.0)
         for advanced in (tile_size, scale_ratio):
-            advanced.setFlags(advanced.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(advanced)
-        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT", "Fused image"))
+            self.addParameter(as_advanced(advanced))
+        self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT",
+                                                                  self.tr("Fused image")))
         self.addParameter(QgsProcessingParameterFileDestination(
-            "REPORT", "Report", fileFilter="HTML files (*.html)", optional=True,
-            createByDefault=True))
+            "REPORT", self.tr("Fusion report"), fileFilter=self.tr("HTML files (*.html)"),
+            optional=True, createByDefault=True))
         for name, label in (("RMSE", "RMSE (mean over bands)"), ("SSIM", "SSIM (mean)"),
                             ("ERGAS", "ERGAS"), ("SAM", "SAM (degrees)")):
-            self.addOutput(QgsProcessingOutputNumber(name, label))
+            self.addOutput(QgsProcessingOutputNumber(name, self.tr(label)))
 
     def execute(self, parameters, context, feedback):
         self.require_torch()
@@ -101,6 +109,7 @@ class Fuse(StfusionAlgorithm):
         seconds = time.time() - started
         feedback.pushInfo(f"Fused in {seconds:.1f} s: {output}")
         RgbRendering.attach(context, output, fine_info.band_names)
+        name_output_layer(context, output, acquisition.titled("fused", paths["COARSE_T2"]))
         results = {"OUTPUT": output}
         evaluation = None
         if paths["REFERENCE"]:
@@ -111,11 +120,17 @@ class Fuse(StfusionAlgorithm):
             results.update({key: evaluation.mean[key.lower()]
                             for key in ("RMSE", "SSIM", "ERGAS", "SAM")})
         if report_path:
-            from ..core import report
+            from ..core import report, training_scenes
+            shipped = None if architecture == "paper" else fusion.default_model_path()
+            trained = model_path or shipped  # the paper DCNN trains on these very inputs
+            scene = training_scenes.scene_of(trained, paths["FINE_T1"]) if trained else None
             run = {"inputs": {n: p for n, p in paths.items() if p}, "output": output,
-                   "model": summary, "seconds": round(seconds, 2)}
-            results["REPORT"] = report.write_fusion_report(report.html_path(report_path), run,
-                                                           evaluation).html
+                   "band_names": fine_info.band_names, "model": summary,
+                   "seconds": round(seconds, 2),
+                   "trained_on_this_scene": scene.describe() if scene else None}
+            results["REPORT"] = report.write_fusion_report(
+                report.html_path(report_path), run, evaluation,
+                title=acquisition.titled("stfusion fuse", paths["COARSE_T2"])).html
         return results
 
 

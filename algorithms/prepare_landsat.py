@@ -19,34 +19,38 @@ MASK_OPTIONS = (
     ("snow", "Snow (QA_PIXEL bit 5)"),
 )
 
-HELP = """Turns a Landsat Collection 2 Level-2 scene, as downloaded from USGS (EarthExplorer, \
-M2M), into the fine image the fusion algorithms expect: one GeoTIFF with the bands blue, \
-green, red, NIR, SWIR1, SWIR2 (Landsat 8-9 OLI bands 2-7; Landsat 4-5 TM and 7 ETM+ bands \
-1-5 and 7), stored as the product stores them (UInt16) with the product's reflectance scale \
-and offset (2.75e-5, -0.2) as GDAL scale/offset, 0 as nodata, and the acquisition date in the \
-metadata (ACQUISITIONDATE). Clouds and other conditions flagged in QA_PIXEL, and pixels \
-QA_RADSAT marks saturated in one of the six bands, become nodata.
-
-<b>Landsat scene (INPUT)</b>: the scene's folder, its *_MTL.txt or *_MTL.xml file, or its \
-.tar archive (read in place, nothing is extracted). A Level-1 or Collection 1 product, missing \
-bands or files of several scenes are refused with what was found.
-<b>Extent (EXTENT)</b>: optional; only this part of the scene is read and written (grown to \
-whole pixels).
-<b>Mask (MASK)</b>: the QA_PIXEL conditions set to nodata (default: all); fill is always \
-nodata.
-<b>Mask saturated pixels (SATURATED)</b>: also set to nodata the pixels saturated in one of \
-the six bands (QA_RADSAT; on TM/ETM+ also dropped pixels). Default on.
-<b>Output (OUTPUT)</b>: the stacked GeoTIFF, written to a temporary file and renamed on \
-success.
-<b>MASKED_PERCENT</b> (output): the share of the scene's own pixels (not fill) set to \
-nodata, in percent. <b>ACQUISITION_DATE</b> (output): the date, YYYY-MM-DD."""
+PARAMETER_HELP = {
+    "INPUT": "the scene's folder, its *_MTL.txt or *_MTL.xml file, or its .tar archive (read "
+             "in place, nothing is extracted). A Level-1 or Collection 1 product, missing bands "
+             "or files of several scenes are refused with what was found.",
+    "EXTENT": "optional; only this part of the scene is read and written (grown to whole "
+              "pixels).",
+    "MASK": "the QA_PIXEL conditions set to nodata (default: all); fill is always nodata.",
+    "SATURATED": "also set to nodata the pixels saturated in one of the six bands (QA_RADSAT; "
+                 "on TM/ETM+ also dropped pixels). Default on.",
+    "OUTPUT": "the stacked GeoTIFF, written to a temporary file and renamed on success.",
+    "MASKED_PERCENT": "the share of the scene's own pixels (not fill) set to nodata, in "
+                      "percent.",
+    "ACQUISITION_DATE": "the date, YYYY-MM-DD.",
+}
 
 
 class PrepareLandsat(StfusionAlgorithm):
     NAME = "prepare_landsat"
     DISPLAY_NAME = "Prepare a Landsat Collection 2 Level-2 scene"
-    GROUP = "Preparation"
-    HELP = HELP
+    GROUP = "preparation"
+    SHORT_DESCRIPTION = ("Turns a Landsat Collection 2 Level-2 scene, as downloaded from USGS, "
+                         "into the fine image the fusion algorithms expect.")
+    DESCRIPTION = ("One GeoTIFF with the bands blue, green, red, NIR, SWIR1, SWIR2 (Landsat 8-9 "
+                   "OLI bands 2-7; Landsat 4-5 TM and 7 ETM+ bands 1-5 and 7), stored as the "
+                   "product stores them (UInt16) with the product's reflectance scale and "
+                   "offset (2.75e-5, -0.2) as GDAL scale/offset, 0 as nodata, and the "
+                   "acquisition date in the metadata (ACQUISITIONDATE). Clouds and other "
+                   "conditions flagged in QA_PIXEL, and pixels QA_RADSAT marks saturated in one "
+                   "of the six bands, become nodata.")
+    PARAMETER_HELP = PARAMETER_HELP
+    TAGS = ("Landsat", "Collection 2", "Level-2", "surface reflectance", "QA_PIXEL", "cloud mask",
+            "preparation")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterFile(

@@ -28,54 +28,53 @@ OUTPUT_TYPE_OPTIONS = (
     ("float32", "Float32 reflectance (scale applied, NaN as nodata)"),
 )
 
-HELP = """Reprojects a MODIS image, as downloaded (e.g. MOD09 500 m or 250 m in the sinusoidal \
-projection, int16 x 0.0001 with fill -28672), onto exactly the grid of a fine (Landsat) image \
-with GDAL's warper: step 1 of the fusion pipeline. The output has the reference's CRS, \
-geotransform and size, nodata where MODIS has none, the input's scale/offset and named bands, \
-and can be used directly as a coarse input of the fusion algorithms.
-
-<b>MODIS image (INPUT)</b>: any CRS, resolution and band count; or one HDF product file \
-as downloaded (read as PRODUCTS).
-<b>MODIS product files (PRODUCTS)</b>: instead of INPUT, the HDF-EOS files of one product \
-and one date as downloaded, one or several adjacent tiles (h/v), which are mosaicked: \
-MOD09GA/MYD09GA, MOD09A1/MYD09A1, MCD43A4, MOD13Q1/MOD13A1 (and MYD), MOD11A1/MYD11A1. The \
-product is recognised from its metadata; the bands are picked in the order of REFERENCE's band \
-names (blue, green, red, nir, swir1, swir2, ndvi, evi, lst, lst_night; unnamed bands get the \
-product's default: the six reflectance bands, NDVI or day LST), with the product's scale and \
-fill values; the date goes into the output's ACQUISITIONDATE metadata. A file of another \
-product is refused with the list of its subdatasets.
-<b>Reference fine image (REFERENCE)</b>: its grid (CRS, extent, pixel size, rows/columns) is \
-the target; only read.
-<b>Resampling method (METHOD)</b>: 0 nearest (the paper's benchmark), 1 bilinear (its eq. 1), \
-2 bicubic (its Table 1; default), 3 cubic spline, 4 average, 5 lanczos.
-<b>Band mapping (BAND_MAP)</b>: 0 = MOD09 file bands 3,4,1,2,6,7 as Landsat blue, green, red, \
-NIR, SWIR1, SWIR2 (default; needs a 7-band MOD09 stack); 1 = same order (every band of the \
-file); 2 = custom, from CUSTOM_BANDS.
-<b>Custom bands (CUSTOM_BANDS)</b>: comma-separated 1-based band numbers of the MODIS file in \
-output order, e.g. "3,4,1,2,6,7" (also accepts "mod09" or "same"). When filled in it is used \
-whatever BAND_MAP says, so scripts can give just CUSTOM_BANDS=1,2,3.
-<b>MODIS fill value (NODATA)</b>: input value treated as no data. Empty: the file's nodata \
-value, else the MODIS fill -28672.
-<b>Output data type (OUTPUT_TYPE)</b>: 0 = like the input (default; e.g. Int16 with scale \
-0.0001 and the input's nodata value), 1 = Float32 reflectance with NaN as nodata.
-<b>Co-register (COREGISTER)</b>: estimate the sub-pixel shift between MODIS and the fine \
-image by maximising their correlation (the fine image averaged over MODIS footprints with a \
-triangular point-spread function, searched up to +-1.5 MODIS pixels, coarse-to-fine with a \
-parabolic refinement) and correct the MODIS georeference before warping. Default off. The \
-reference bands are paired with the mapped MODIS bands in order (e.g. Landsat blue..SWIR2).
-<b>Keep QA-flagged pixels (KEEP_QA)</b>: products only. Off (default): pixels the \
-product's QA marks bad become nodata (MOD09 state: cloudy, mixed, cloud shadow, average or \
-high cirrus; QC_500m and MOD11 QC 'not produced'; MCD43 mandatory quality other than full \
-inversion; MOD13 pixel reliability other than good or marginal).
-<b>Output (OUTPUT)</b>: GeoTIFF on the reference grid; written to a temporary file and \
-renamed on success, so nothing partial is left on error or cancel.
-<b>SHIFT_X, SHIFT_Y</b> (outputs): the correction applied, in MODIS pixels along the MODIS \
-columns (x, positive = east) and rows (y, positive = south, the row direction); 0 without \
-co-registration. The corrected MODIS pixel (col, row) lies where the file put \
-(col + SHIFT_X, row + SHIFT_Y); a file whose georeference is off by (+0.3, -0.2) pixels gives \
-SHIFT_X = -0.3, SHIFT_Y = +0.2.
-<b>ACQUISITION_DATE</b> (output): the input's date (YYYY-MM-DD, also written as the \
-ACQUISITIONDATE metadata item); empty when the input tells none."""
+PARAMETER_HELP = {
+    "INPUT": "any CRS, resolution and band count; or one HDF product file as downloaded (read "
+             "as the product files below).",
+    "PRODUCTS": "instead of the MODIS image, the HDF-EOS files of one product and one date as "
+                "downloaded, one or several adjacent tiles (h/v), which are mosaicked: "
+                "MOD09GA/MYD09GA, MOD09A1/MYD09A1, MCD43A4, MOD13Q1/MOD13A1 (and MYD), "
+                "MOD11A1/MYD11A1. The product is recognised from its metadata; the bands are "
+                "picked in the order of the reference's band names (blue, green, red, nir, "
+                "swir1, swir2, ndvi, evi, lst, lst_night; unnamed bands get the product's "
+                "default: the six reflectance bands, NDVI or day LST), with the product's scale "
+                "and fill values; the date goes into the output's ACQUISITIONDATE metadata. A "
+                "file of another product is refused with the list of its subdatasets.",
+    "REFERENCE": "its grid (CRS, extent, pixel size, rows/columns) is the target; only read.",
+    "METHOD": "nearest (the paper's benchmark), bilinear (its eq. 1), bicubic (its Table 1; "
+              "default), cubic spline, average or Lanczos.",
+    "BAND_MAP": "MOD09 file bands 3,4,1,2,6,7 as Landsat blue, green, red, NIR, SWIR1, SWIR2 "
+                "(default; needs a 7-band MOD09 stack), the same order (every band of the "
+                "file), or the custom list below.",
+    "CUSTOM_BANDS": "comma-separated 1-based band numbers of the MODIS file in output order, "
+                    "e.g. \"3,4,1,2,6,7\" (also accepts \"mod09\" or \"same\"). When filled in "
+                    "it is used whatever the band mapping says, so scripts can give just "
+                    "CUSTOM_BANDS=1,2,3.",
+    "NODATA": "input value treated as no data. Empty: the file's nodata value, else the MODIS "
+              "fill -28672.",
+    "OUTPUT_TYPE": "like the input (default; e.g. Int16 with scale 0.0001 and the input's "
+                   "nodata value), or Float32 reflectance with NaN as nodata.",
+    "COREGISTER": "estimate the sub-pixel shift between MODIS and the fine image by maximising "
+                  "their correlation (the fine image averaged over MODIS footprints with a "
+                  "triangular point-spread function, searched up to ±1.5 MODIS pixels, "
+                  "coarse-to-fine with a parabolic refinement) and correct the MODIS "
+                  "georeference before warping. Default off. The reference bands are paired "
+                  "with the mapped MODIS bands in order (e.g. Landsat blue..SWIR2).",
+    "KEEP_QA": "products only. Off (default): pixels the product's QA marks bad become nodata "
+               "(MOD09 state: cloudy, mixed, cloud shadow, average or high cirrus; QC_500m and "
+               "MOD11 QC 'not produced'; MCD43 mandatory quality other than full inversion; "
+               "MOD13 pixel reliability other than good or marginal).",
+    "OUTPUT": "GeoTIFF on the reference grid; written to a temporary file and renamed on "
+              "success, so nothing partial is left on error or cancel.",
+    "SHIFT_X": "the correction applied along the MODIS columns, in MODIS pixels (positive = "
+               "east); 0 without co-registration. The corrected MODIS pixel (col, row) lies "
+               "where the file put (col + SHIFT_X, row + SHIFT_Y): a file whose georeference "
+               "is off by (+0.3, -0.2) pixels gives SHIFT_X = -0.3, SHIFT_Y = +0.2.",
+    "SHIFT_Y": "the correction applied along the MODIS rows, in MODIS pixels (positive = "
+               "south, the row direction); 0 without co-registration.",
+    "ACQUISITION_DATE": "the input's date (YYYY-MM-DD, also written as the ACQUISITIONDATE "
+                        "metadata item); empty when the input tells none.",
+}
 
 PARAMETER_NAMES = {"modis": "INPUT", "reference": "REFERENCE", "nodata": "NODATA",
                    "method": "METHOD", "output_type": "OUTPUT_TYPE",
@@ -85,8 +84,17 @@ PARAMETER_NAMES = {"modis": "INPUT", "reference": "REFERENCE", "nodata": "NODATA
 class ResampleModis(StfusionAlgorithm):
     NAME = "resample_modis"
     DISPLAY_NAME = "Resample MODIS to the Landsat grid"
-    GROUP = "Preparation"
-    HELP = HELP
+    GROUP = "preparation"
+    SHORT_DESCRIPTION = ("Brings a MODIS image or HDF product, as downloaded, onto exactly the "
+                         "grid of a Landsat image: step 1 of the fusion workflow.")
+    DESCRIPTION = ("Reprojects with GDAL's warper (e.g. MOD09 500 m or 250 m in the sinusoidal "
+                   "projection, int16 x 0.0001 with fill -28672). The output has the "
+                   "reference's CRS, geotransform and size, nodata where MODIS has none, the "
+                   "input's scale/offset and named bands, and can be used directly as a coarse "
+                   "input of the fusion algorithms.")
+    PARAMETER_HELP = PARAMETER_HELP
+    TAGS = ("resample", "reproject", "warp", "co-registration", "MOD09", "MCD43A4", "MOD13",
+            "HDF", "preparation")
 
     def initAlgorithm(self, config=None):
         self.addParameter(QgsProcessingParameterRasterLayer(

@@ -2,30 +2,37 @@
 from qgis.core import (QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination)
 
 from ..core import raster
-from .base import RgbRendering, StfusionAlgorithm, feedback_callbacks, odd_window
+from .base import (FUSION_INPUT_HELP, RgbRendering, StfusionAlgorithm, feedback_callbacks,
+                   odd_window)
 
-HELP = """STARFM (Gao et al. 2006): predicts the fine image at t2 from one or two fine/coarse
-pairs and the coarse image at t2 by weighting, inside a moving window, the spectrally similar
-pixels of the fine image by their spectral difference to the coarse image, their temporal
-change and their distance.
-
-FINE_T1, COARSE_T1, COARSE_T2: the pair at t1 and the coarse image at t2, all on one grid
-(see stfusion:resample_modis).
-FINE_T3, COARSE_T3: optional second pair; both pairs' predictions are then combined.
-WINDOW: moving window in fine pixels (odd); 0 = the original's 750 m search distance at the
-image's pixel size (31 pixels at 25 m).
-CLASSES: number of classes of the similarity threshold (similar pixels differ from the
-centre by at most 2 x band std / CLASSES); original default 4.
-FINE_UNCERTAINTY, COARSE_UNCERTAINTY: sensor uncertainties in reflectance (0.002 each);
-candidate pixels must beat the centre by more than their combined uncertainty.
-OUTPUT: GeoTIFF on the fine grid, encoded like FINE_T1; nodata where any input is nodata."""
+PARAMETER_HELP = {
+    **FUSION_INPUT_HELP,
+    "FINE_T3": "optional fine image of a second pair; both pairs' predictions are then "
+               "combined. Give its coarse image too.",
+    "WINDOW": "moving window in fine pixels (odd); 0 = the original's 750 m search distance at "
+              "the image's pixel size (31 pixels at 25 m).",
+    "CLASSES": "number of classes of the similarity threshold (similar pixels differ from the "
+               "centre by at most 2 x band std / classes); original default 4.",
+    "FINE_UNCERTAINTY": "fine sensor uncertainty in reflectance (0.002); candidate pixels must "
+                        "beat the centre by more than the combined uncertainty.",
+    "COARSE_UNCERTAINTY": "coarse sensor uncertainty in reflectance (0.002).",
+    "OUTPUT": "GeoTIFF on the fine grid, encoded like the fine image at t1; nodata where any "
+              "input is nodata.",
+}
 
 
 class Starfm(StfusionAlgorithm):
     NAME = "starfm"
     DISPLAY_NAME = "STARFM (classic baseline)"
-    GROUP = "Classic methods"
-    HELP = HELP
+    GROUP = "classic"
+    SHORT_DESCRIPTION = ("STARFM (Gao et al. 2006), the classic baseline: predicts the fine "
+                         "image of t2 from one or two Landsat/MODIS pairs.")
+    DESCRIPTION = ("Inside a moving window, the spectrally similar pixels of the fine image are "
+                   "weighted by their spectral difference to the coarse image, their temporal "
+                   "change and their distance. All inputs on one grid (see "
+                   "stfusion:resample_modis).")
+    PARAMETER_HELP = PARAMETER_HELP
+    TAGS = ("STARFM", "baseline", "classic")
 
     def initAlgorithm(self, config=None):
         self.add_fusion_inputs()

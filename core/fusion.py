@@ -287,10 +287,10 @@ def stfnet_inputs(torch, pair: "fast.PairFields", f1, scale):
                         for j in range(f1.shape[0])])
 
 
-def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0):
+def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0, band_done=None):
     """Prediction (bands, h, w) tensor (NaN where invalid) and the validity mask, band by
-    band (one band's fields in memory at a time). The CNN runs only inside ``margin`` (the
-    caller discards the margin)."""
+    band (one band's fields in memory at a time; ``band_done()`` after each). The CNN runs
+    only inside ``margin`` (the caller discards the margin)."""
     torch = require_torch()
     st = state.pairs[index].tensors(torch, state.device)
     pair = fast.PairFields(f1, c1, c2, st, state.block, int(state.options["window"]),
@@ -300,7 +300,7 @@ def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0):
     h, w = valid.shape
     m = max(0, min(int(margin) - 1, (h - 1) // 2, (w - 1) // 2))  # keep the CNN's reach
     change = torch.full(f1.shape, float("nan"), device=f1.device)
-    for j in range(f1.shape[0]):
+    for j in _each_band(f1.shape[0], band_done):
         fields = pair.band(j, features=state.use_cnn)
         if not state.use_cnn:
             change[j] = fields["gf"]
@@ -318,6 +318,14 @@ def _stfnet_pair(state: FusionState, index: int, f1, c1, c2, margin: int = 0):
                 y[keep.start - rows.start:keep.stop - rows.start] * scale
     out = torch.where(valid, f1 + change, float("nan"))
     return out, valid
+
+
+def _each_band(count: int, band_done=None):
+    """0 .. count-1, calling ``band_done()`` (progress) after each band's work."""
+    for band in range(count):
+        yield band
+        if band_done is not None:
+            band_done()
 
 
 def _cnn_strips(rows: int, reach: int, strip: int = CNN_STRIP_ROWS):
@@ -380,10 +388,12 @@ def _paper_pair_weights(c2, ca, cb, valid, ratio, eps=1e-3):
     return wa / (wa + wb)
 
 
-def fuse_tile(state: FusionState, f1, c1, c2, f3=None, c3=None, margin: int = 0) -> np.ndarray:
+def fuse_tile(state: FusionState, f1, c1, c2, f3=None, c3=None, margin: int = 0,
+              band_done=None) -> np.ndarray:
     """Predicted fine image at t2 over the window of the inputs (tile + halo). For stfnet
     the window must start on the block grid (a multiple of ``tile_multiple``). ``margin``:
-    pixels on each side the caller will discard (may be left NaN; the halo of a tile)."""
+    pixels on each side the caller will discard (may be left NaN; the halo of a tile).
+    ``band_done()``: called after each band of each pair (stfnet), for progress."""
     if state.architecture == "paper":
         valid = raster.valid_mask(f1, c1, c2, *(a for a in (f3, c3) if a is not None))
         pa, p1, p2 = _paper_hpm(state, f1, c1, c2)
@@ -396,9 +406,9 @@ def fuse_tile(state: FusionState, f1, c1, c2, f3=None, c3=None, margin: int = 0)
     t = lambda a: None if a is None else torch.as_tensor(  # noqa: E731
         np.asarray(a, np.float32), device=state.device)
     f1, c1, c2, f3, c3 = map(t, (f1, c1, c2, f3, c3))
-    pa, va = _stfnet_pair(state, 0, f1, c1, c2, margin)
+    pa, va = _stfnet_pair(state, 0, f1, c1, c2, margin, band_done)
     if f3 is not None and len(state.pairs) >= 2:
-        pb, vb = _stfnet_pair(state, 1, f3, c3, c2, margin)
+        pb, vb = _stfnet_pair(state, 1, f3, c3, c2, margin, band_done)
         valid = va & vb
         w = _pair_weights(torch, c2, c1, c3, valid, state.block)
         pa = torch.where(valid, w * pa + (1 - w) * pb, float("nan"))
@@ -514,8 +524,12 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     total = tiling.tile_count(info.grid.width, info.grid.height, tile_size)
     say(f"fusing {total} tile(s) of {tile_size} px (halo {halo(state)} px)")
     h = halo(state)
-    tiling.process_files(paths, output, fine_t1, lambda *a: fuse_tile(state, *a, margin=h), h,
-                         tile_size, progress=lambda f: progress(0.2 + 0.8 * f),
+    tile_progress = tiling.TileProgress(lambda f: progress(0.2 + 0.8 * f), total,
+                                        info.band_count * (2 if fine_t3 else 1))
+    tiling.process_files(paths, output, fine_t1,
+                         lambda *a: fuse_tile(state, *a, margin=h,
+                                              band_done=tile_progress.step),
+                         h, tile_size, progress=tile_progress.tile_done,
                          is_canceled=is_canceled)
     seconds = time.time() - started
     cnn = bool(state.use_cnn) if state.architecture == "stfnet" else True

@@ -15,8 +15,9 @@ Conventions (one for all, documented in ``CONVENTIONS``):
   mean); CC = Pearson correlation of F and R.
 - rMAE = mean(|F-R| / R) over the pixels with R >= ``RMAE_MIN_REFERENCE`` (0.01): dividing
   by near-zero reflectance (water in the SWIR bands) would explode.
-- MAEC = |MAE_method - MAE_baseline| / MAE_baseline (the paper's eq. 9), with the baseline
-  the coarse image of the same date (the un-fused input) or the comparison prediction.
+- MAEC = (MAE_method - MAE_baseline) / MAE_baseline, the paper's eq. 9 keeping its sign
+  (negative = smaller error than the baseline, i.e. better), with the baseline the coarse
+  image of the same date (the un-fused input) or the comparison prediction.
 - Edge = mean(E(F) - E(R)) with the Roberts-cross magnitude
   E(i,j) = |X(i,j) - X(i+1,j+1)| + |X(i,j+1) - X(i+1,j)|, over pixels whose 2x2 block is
   valid; negative = smoother than the reference.
@@ -63,7 +64,8 @@ CONVENTIONS = {
     "R2": "1 - SSE/SST per band (SST about the reference mean); mean over bands.",
     "rMAE": f"mean(|F-R|/R) over pixels with R >= {RMAE_MIN_REFERENCE} (relative MAE); "
             "mean over bands.",
-    "MAEC": "|MAE_method - MAE_baseline| / MAE_baseline (paper eq. 9), baseline = the coarse "
+    "MAEC": "(MAE_method - MAE_baseline) / MAE_baseline: the paper's eq. 9 keeping its sign "
+            "(negative = smaller error than the baseline, i.e. better); baseline = the coarse "
             "image of the same date (un-fused input) or the comparison prediction.",
     "Edge": "mean(E(F) - E(R)), E = Roberts-cross |X(i,j)-X(i+1,j+1)| + |X(i,j+1)-X(i+1,j)|; "
             "negative = smoother than the reference.",
@@ -140,9 +142,10 @@ def ergas(pred, ref, ratio: float = DEFAULT_RATIO) -> float:
 
 
 def maec(mae_method, mae_baseline):
-    """|MAE_method - MAE_baseline| / MAE_baseline (elementwise)."""
+    """(MAE_method - MAE_baseline) / MAE_baseline (elementwise), signed: negative = the
+    method's error is smaller than the baseline's (the paper's eq. 9 is its magnitude)."""
     mae_baseline = np.asarray(mae_baseline, dtype=np.float64)
-    return np.abs(np.asarray(mae_method, dtype=np.float64) - mae_baseline) / mae_baseline
+    return (np.asarray(mae_method, dtype=np.float64) - mae_baseline) / mae_baseline
 
 
 def roberts(image) -> np.ndarray:
@@ -462,14 +465,16 @@ def evaluate_files(prediction: str, reference: str, coarse: Optional[str] = None
                    band_names: Optional[Sequence[str]] = None,
                    progress: Optional[Callable[[float], None]] = None,
                    is_canceled: Optional[Callable[[], bool]] = None,
-                   tile_size: int = DEFAULT_TILE) -> Evaluation:
+                   tile_size: int = DEFAULT_TILE,
+                   image_names: Optional[Dict[str, str]] = None) -> Evaluation:
     """Score ``prediction`` (and the optional ``compare`` prediction and ``coarse`` baseline,
     all on the reference grid with the same bands) against ``reference``, block by block.
 
     Two passes over the rasters: the first accumulates the sums (and the reference range),
     the second the SSIM (which needs the range) and the predicted-vs-reference histograms.
-    Raises ``raster.RasterError`` for mismatched grids or band counts; ``Canceled`` when
-    ``is_canceled()`` turns true.
+    ``image_names``: role -> how the tables name its image (default: the file name; '' = the role
+    alone). Raises ``raster.RasterError`` for mismatched grids or band counts; ``Canceled``
+    when ``is_canceled()`` turns true.
     """
     started = time.perf_counter()
     progress = progress or (lambda _f: None)
@@ -560,7 +565,8 @@ def evaluate_files(prediction: str, reference: str, coarse: Optional[str] = None
         results = stats[role].results(h_over_l)
         per_band = MetricDict((k, v[0]) for k, v in results.items())
         mean = MetricDict((k, v[1]) for k, v in results.items())
-        methods.append(MethodResult(role, f"{role} ({os.path.basename(path)})", path,
+        name = (image_names or {}).get(role, os.path.basename(path))
+        methods.append(MethodResult(role, f"{role} ({name})" if name else role, path,
                                     per_band, mean))
     by_role = {m.role: m for m in methods}
     for m in methods:

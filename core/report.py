@@ -441,13 +441,13 @@ def _tables(evaluation) -> List[Section]:
                 for m, vals in zip(evaluation.methods, values)]
         notes = []
         if evaluation.coarse:
-            notes.append("“MAEC vs coarse” = |MAE(method) − MAE(coarse)| / MAE(coarse): the "
+            notes.append("“MAEC vs coarse” = (MAE(method) − MAE(coarse)) / MAE(coarse): the "
                          "relative change of the MAE against the un-fused coarse image of the "
-                         "same date (COARSE).")
+                         "same date; negative = smaller error than the coarse image (better).")
         if evaluation.compare:
-            notes.append("“MAEC vs compare” = |MAE(prediction) − MAE(compare)| / "
+            notes.append("“MAEC vs compare” = (MAE(prediction) − MAE(compare)) / "
                          "MAE(compare): the relative change of the MAE against the comparison "
-                         "prediction (COMPARE).")
+                         "prediction; negative = smaller error than it (better).")
         notes.append("Highlighted: the best value of each column (Edge: closest to 0).")
         sections.append((
             "Comparison of methods (cf. the paper's Table 3)",
@@ -472,13 +472,13 @@ def _quicklook_section(evaluation, max_size: int) -> Section:
 
     add(png_bytes(rgba(reference[list(rgb)], lo, hi)), "reference",
         f"reference ({band_text}, 2–98 % stretch of the reference)")
-    images = {}
-    for role, path in (("coarse", evaluation.coarse), ("prediction", evaluation.prediction),
-                       ("compare", evaluation.compare)):
-        if path:
-            images[role] = read_decimated(path, max_size)
-            add(png_bytes(rgba(images[role][list(rgb)], lo, hi)), role,
-                f"{role}: {os.path.basename(path)}")
+    images = {role: read_decimated(path, max_size) for role, path in (
+        ("coarse", evaluation.coarse), ("prediction", evaluation.prediction),
+        ("compare", evaluation.compare)) if path}
+    figures += stretched_figures(
+        [(images[role], f"{role}: {os.path.basename(path)}") for role, path in (
+            ("coarse", evaluation.coarse), ("prediction", evaluation.prediction),
+            ("compare", evaluation.compare)) if path], rgb, lo, hi, shown)
     errors = {}
     for role in ("prediction", "compare"):
         if role in images:
@@ -495,6 +495,14 @@ def _quicklook_section(evaluation, max_size: int) -> Section:
             f'same stretch for every image.</p>')
     return ("Quick-looks (cf. the paper's Fig. 3)",
             '<div class="figs">' + "".join(figures) + "</div>" + note)
+
+
+def stretched_figures(images: Sequence[Tuple[np.ndarray, str]], rgb: Sequence[int],
+                      lo: np.ndarray, hi: np.ndarray, width: int) -> List[str]:
+    """Figures of ``(image, caption)`` as RGB (0-based band indices ``rgb``), all with the
+    same linear stretch [lo, hi]."""
+    return [image_html(png_bytes(rgba(image[list(rgb)], lo, hi)), caption, caption,
+                       width=width) for image, caption in images]
 
 
 def _scatter_section(evaluation) -> Optional[Section]:
@@ -603,13 +611,15 @@ def sidecar_paths(html_path: str) -> ReportPaths:
 
 def write_report(evaluation, html_path: str, quicklooks: bool = True,
                  title: str = "stfusion accuracy report",
-                 extra_sections: Sequence[Section] = (), max_size: int = 480) -> ReportPaths:
+                 extra_sections: Sequence[Section] = (), max_size: int = 480,
+                 lead_sections: Sequence[Section] = ()) -> ReportPaths:
     """Write the HTML report of an ``Evaluation`` and its JSON and CSV sidecars (same base
     name). ``quicklooks``: add the decimated reference/coarse/fused/error images (they read
     the rasters again, at most ``max_size`` pixels a side). ``extra_sections``: more
-    (heading, HTML) sections, e.g. a fusion run's parameters. Returns the three paths."""
+    (heading, HTML) sections, e.g. a fusion run's parameters; ``lead_sections``: sections
+    before the tables (e.g. a warning). Returns the three paths."""
     paths = sidecar_paths(html_path)
-    sections: List[Section] = list(_tables(evaluation))
+    sections: List[Section] = list(lead_sections) + list(_tables(evaluation))
     if quicklooks:
         sections.append(_quicklook_section(evaluation, max_size))
     scatter = _scatter_section(evaluation)
@@ -633,16 +643,30 @@ def write_report(evaluation, html_path: str, quicklooks: bool = True,
 
 # -- the fusion and training reports (shared look, used by stfusion:fuse and stfusion:train) --
 def _value_text(value) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return fmt(value)
-    if isinstance(value, (dict, list, tuple)):
-        return json.dumps(value, default=str)
-    return str(value)
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value_text(v) for v in value) or "—"
+    return "—" if value is None else str(value)
+
+
+def flat_items(mapping: Mapping, prefix: str = "") -> List[Tuple[str, str]]:
+    """(key, text) rows of a nested mapping: nested keys joined by ' › ', lists as text."""
+    rows = []
+    for key, value in mapping.items():
+        name = f"{prefix}{str(key).replace('_', ' ')}"
+        if isinstance(value, Mapping):
+            rows += flat_items(value, name + " › ")
+        else:
+            rows.append((name, _value_text(value)))
+    return rows
 
 
 def mapping_table(mapping: Mapping, caption: str = "") -> str:
-    """A key/value table of a (flat or nested) mapping; nested values shown as JSON."""
-    return table_html(None, [[k, _value_text(v)] for k, v in mapping.items()], caption,
+    """A key/value table of a (flat or nested) mapping, nested keys as 'a › b' rows."""
+    return table_html(None, [list(row) for row in flat_items(mapping)], caption,
                       css_class="st kv")
 
 
@@ -675,7 +699,8 @@ def write_training_report(html_path: str, metadata: Mapping, history,
                    if isinstance(y, (int, float)) and math.isfinite(y))
     chart = line_chart_svg(series, title="loss", x_label="epoch", y_label="loss",
                            log_y=positive and bool(series))
-    sections = [("Loss curves", chart), ("Settings and model", mapping_table(dict(metadata)))]
+    settings = {k: v for k, v in metadata.items() if k != "history"}  # the curves show it
+    sections = [("Loss curves", chart), ("Settings and model", mapping_table(settings))]
     atomic.write_text(paths.json, json_text({"metadata": metadata, "history": history}))
     rows = [["series", "epoch", "value"]]
     for name, points in series.items():
@@ -686,18 +711,64 @@ def write_training_report(html_path: str, metadata: Mapping, history,
     return paths
 
 
+FUSION_INPUT_LABELS = {"FINE_T1": "fine t1", "COARSE_T1": "coarse t1", "COARSE_T2": "coarse t2",
+                       "FINE_T3": "fine t3", "COARSE_T3": "coarse t3",
+                       "REFERENCE": "reference t2"}
+
+
+def _fusion_quicklook_section(run: Mapping, max_size: int) -> Section:
+    """The inputs and the fused image side by side, one stretch (that of the fine t1)."""
+    inputs = dict(run["inputs"])
+    fine = read_decimated(inputs["FINE_T1"], max_size)
+    rgb = rgb_band_indices(run.get("band_names") or [str(k) for k in range(len(fine))])
+    lo, hi = stretch_limits(fine[list(rgb)])
+    images = [(fine, f"fine t1: {os.path.basename(inputs['FINE_T1'])}")]
+    images += [(read_decimated(path, max_size),
+                f"{FUSION_INPUT_LABELS.get(name, name)}: {os.path.basename(path)}")
+               for name, path in inputs.items() if name != "FINE_T1" and path]
+    images.append((read_decimated(run["output"], max_size),
+                   f"fused: {os.path.basename(run['output'])}"))
+    shown = max(fine.shape[2], min(360, 3 * fine.shape[2]))
+    figures = stretched_figures(images, rgb, lo, hi, shown)
+    return ("Quick-looks", '<div class="figs">' + "".join(figures) + "</div>"
+            + f'<p class="note">Decimated (nearest neighbour) to at most {fine.shape[2]}x'
+              f"{fine.shape[1]} pixels; bands {[k + 1 for k in rgb]} as RGB; every image with "
+              "the 2–98 % stretch of the fine image at t1.</p>")
+
+
+def _trained_on_section(scene: str) -> Section:
+    return ("This scene was in the model's training data", (
+        f'<p><b>The model was trained on this scene</b> ({esc(scene)}): accuracy measured '
+        "here is optimistic, not what to expect on a scene the model has never seen. The "
+        "README's accuracy section gives leave-one-site-out figures.</p>"))
+
+
 def write_fusion_report(html_path: str, run: Mapping, evaluation=None,
-                        title: str = "stfusion fusion report") -> ReportPaths:
-    """Fusion report: the run (inputs, output, model, timing) and, with an ``Evaluation``
-    against a reference, the full accuracy report of ``write_report``."""
-    run_section = ("Fusion run", mapping_table(dict(run)))
+                        title: str = "stfusion fusion report", max_size: int = 480,
+                        subtitle: str = "") -> ReportPaths:
+    """Fusion report: the inputs and the fused image as quick-looks, the run and the model
+    as tables and, with an ``Evaluation`` against a reference, the full accuracy report of
+    ``write_report``. ``run``: inputs (parameter -> path), output, band_names, model (the
+    fusion summary), seconds, and trained_on_this_scene (a description, or None)."""
+    scene = run.get("trained_on_this_scene")
+    lead = [_trained_on_section(scene)] if scene else []
+    details = {k: v for k, v in run.items()
+               if k not in ("inputs", "model", "band_names", "trained_on_this_scene")}
+    sections = [("Fusion run", mapping_table(details)),
+                ("Inputs", table_html(["input", "file"], [
+                    [FUSION_INPUT_LABELS.get(name, name), path]
+                    for name, path in run["inputs"].items() if path], css_class="st kv")),
+                ("Model", mapping_table(run["model"]))]
     if evaluation is not None:
-        return write_report(evaluation, html_path, title=title, extra_sections=[run_section])
+        return write_report(evaluation, html_path, title=title, lead_sections=lead,
+                            extra_sections=sections)
     paths = sidecar_paths(html_path)
     atomic.write_text(paths.json, json_text({"run": run}))
-    atomic.write_text(paths.csv, _csv_rows([["key", "value"]] + [[k, _value_text(v)]
-                                                             for k, v in run.items()]))
-    atomic.write_text(paths.html, html_page(title, [run_section, (
-        "Accuracy", '<p class="note">No REFERENCE given: give the real fine image of the '
-                    "prediction date to score the result.</p>")]))
+    atomic.write_text(paths.csv, _csv_rows([["key", "value"]] + [list(row) for row in
+                                                                 flat_items(run)]))
+    accuracy = ("Accuracy", '<p class="note">No reference image given: give the real fine '
+                            "image of the predicted date to score the result.</p>")
+    atomic.write_text(paths.html, html_page(title, lead + [
+        _fusion_quicklook_section(run, max_size)] + sections + [accuracy],
+        subtitle))
     return paths

@@ -83,6 +83,24 @@ def never_canceled() -> bool:
     return False
 
 
+class TileProgress:
+    """Progress that moves inside a tile too: give ``tile_done`` to the tiled driver (it
+    reports whole tiles) and call ``step`` from the method after each of the
+    ``steps_per_tile`` parts of a tile (e.g. bands), so a one-tile scene does not sit still."""
+
+    def __init__(self, progress: Callable[[float], None], tiles: int, steps_per_tile: int):
+        self.progress, self.tiles, self.steps_per_tile = progress, tiles, max(1, steps_per_tile)
+        self.tiles_done = self.steps_done = 0
+
+    def tile_done(self, fraction: float) -> None:
+        self.tiles_done, self.steps_done = round(fraction * self.tiles), 0
+        self.progress(fraction)
+
+    def step(self) -> None:
+        self.steps_done = min(self.steps_done + 1, self.steps_per_tile)
+        self.progress((self.tiles_done + self.steps_done / self.steps_per_tile) / self.tiles)
+
+
 @dataclass
 class InputSpec:
     """One input raster of a tiled job: its path and which 1-based bands to read."""

@@ -1,15 +1,32 @@
-"""The stfusion Processing provider: lists every algorithm module in ``algorithms``."""
+"""The stfusion Processing provider: every algorithm module in ``algorithms`` and the
+workflow models shipped in ``models/`` (written by scripts/make_workflow_models.py)."""
+import glob
 import os
 
-from qgis.core import QgsProcessingProvider
+from qgis.core import QgsProcessingModelAlgorithm, QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from ..algorithms import algorithm_classes
 
 ICON_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icon.svg")
+MODELS_DIR = os.path.join(os.path.dirname(__file__), "models")
+
+
+def workflow_models():
+    """The shipped .model3 workflows, loaded."""
+    models = []
+    for path in sorted(glob.glob(os.path.join(MODELS_DIR, "*.model3"))):
+        model = QgsProcessingModelAlgorithm()
+        if model.fromFile(path):
+            models.append(model)
+    return models
 
 
 class StfusionProvider(QgsProcessingProvider):
+    def __init__(self, with_models: bool = True):
+        super().__init__()
+        self.with_models = with_models  # False while the models themselves are written
+
     def id(self):
         return "stfusion"
 
@@ -34,3 +51,5 @@ class StfusionProvider(QgsProcessingProvider):
     def loadAlgorithms(self):
         for algorithm_class in algorithm_classes():
             self.addAlgorithm(algorithm_class())
+        for model in workflow_models() if self.with_models else ():
+            self.addAlgorithm(model)

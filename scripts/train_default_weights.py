@@ -19,7 +19,7 @@ sys.path.insert(0, str(REPO.parent))          # parent holds the plugin folder .
 if REPO.name != "stfusion":                    # ... or use the build/plugins link
     sys.path.insert(0, str(REPO / "build" / "plugins"))
 
-from stfusion.core import models, raster, training  # noqa: E402
+from stfusion.core import models, raster, training, training_scenes  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # coarse (MODIS 500 m or simulated) / fine pixel ratio of each benchmark site
@@ -46,14 +46,29 @@ def sample_folder() -> Path:
     return folder
 
 
-def train_weights(data: Path, exclude=(), seed: int = 0, progress=None):
-    examples, used = [], []
+def site_folders(data: Path, exclude=()):
+    """The scene folders the weights are trained on."""
     folders = sorted(p.parent for p in data.glob("*/dataset.json"))
     if "sample" not in exclude:
         folders.append(sample_folder())
+    return [folder for folder in folders if folder.name not in exclude]
+
+
+def scenes_of(folders):
+    """Each site with its dates and grid, recorded beside the weights (reports use it to say
+    when a model is scored on a scene it was trained on)."""
+    scenes = []
     for folder in folders:
-        if folder.name in exclude:
-            continue
+        js = json.loads((folder / "dataset.json").read_text())
+        dates = sorted(set(js["fine"]) & set(js["coarse"]))
+        grid = raster.raster_info(str(folder / js["fine"][dates[0]])).grid
+        scenes.append(training_scenes.TrainingScene(folder.name, dates, grid))
+    return scenes
+
+
+def train_weights(data: Path, exclude=(), seed: int = 0, progress=None):
+    examples, used = [], []
+    for folder in site_folders(data, exclude):
         pairs, ratio, dates = load_site(folder)
         examples += training.stfnet_examples(pairs, ratio, seed=seed)
         used.append(f"{folder.name} ({len(dates)} dates: {', '.join(dates)}; ratio {ratio:g})")
@@ -94,6 +109,7 @@ def main(argv=None):
     model, meta, history = train_weights(args.data, args.exclude, args.seed)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     models.save_model(str(args.out), model, meta)
+    training_scenes.write(str(args.out), scenes_of(site_folders(args.data, args.exclude)))
     print(f"wrote {args.out} in {time.time() - t:.0f} s; train loss "
           f"{history['train_loss'][0]:.4f} -> {history['train_loss'][-1]:.4f}, val "
           f"{history['val_loss'][0]:.4f} -> {history['val_loss'][-1]:.4f}")

@@ -60,8 +60,8 @@ def test_scalar_metrics_by_hand():
     assert metrics.psnr(PRED, REF)[0] == pytest.approx(10 * math.log10(0.3 ** 2 / 0.0125))
     assert metrics.ergas(PRED, REF, ratio=0.06) == pytest.approx(
         100 * 0.06 * math.sqrt(0.0125) / 0.25)
-    assert metrics.maec(0.03, 0.04) == pytest.approx(0.25)
-    assert metrics.maec([0.05, 0.02], [0.04, 0.04]).tolist() == pytest.approx([0.25, 0.5])
+    assert metrics.maec(0.03, 0.04) == pytest.approx(-0.25)  # better than the baseline
+    assert metrics.maec([0.05, 0.02], [0.04, 0.04]).tolist() == pytest.approx([0.25, -0.5])
 
 
 def test_rmae_skips_near_zero_reference():
@@ -195,7 +195,7 @@ def test_nodata_pixels_do_not_count(tmp_path):
     # the stored values are 1e-4 steps: each valid pixel's error is 0.01 exactly
     assert ev.per_band["MAE"] == pytest.approx([0.01, 0.01], abs=2e-5)
     assert ev.method("coarse").per_band["MAE"] == pytest.approx([0.03, 0.03], abs=2e-5)
-    assert ev.per_band["MAEC_coarse"] == pytest.approx([2 / 3, 2 / 3], abs=1e-3)
+    assert ev.per_band["MAEC_coarse"] == pytest.approx([-2 / 3, -2 / 3], abs=1e-3)
     # a nodata pixel with a huge wrong value elsewhere would have shown up
     assert max(ev.per_band["RMSE"]) < 0.0101
 
@@ -295,11 +295,23 @@ def test_training_and_fusion_reports(tmp_path):
     assert text.count("<polyline") == 2 and "val_loss" in text
     assert "train_loss,2,0.3" in Path(paths.csv).read_text()
     assert report.history_series({"train": [1, 2], "epoch": [1, 2]}) == {"train": [1, 2]}
-    paths = report.write_fusion_report(str(tmp_path / "fuse.html"), {"output": "x.tif"})
-    assert "x.tif" in Path(paths.html).read_text(encoding="utf-8")
+    fine, coarse, fused = (write(tmp_path / f"{name}.tif", textured((3, 16, 16), seed))
+                           for seed, name in enumerate(("fine", "coarse", "fused")))
+    run = {"inputs": {"FINE_T1": fine, "COARSE_T1": coarse, "COARSE_T2": coarse},
+           "output": fused, "band_names": ["blue", "green", "red"], "seconds": 1.5,
+           "model": {"architecture": "stfnet", "model": {"training": {"epochs": 60}}},
+           "trained_on_this_scene": None}
+    paths = report.write_fusion_report(str(tmp_path / "fuse.html"), run)
+    text = Path(paths.html).read_text(encoding="utf-8")
+    # without a reference: quick-looks of the 3 inputs and the output, flat tables, no JSON
+    assert text.count("<img") == 4 and "fused: fused.tif" in text
+    assert "<th>model › training › epochs</th><td>60</td>" in text
+    assert '{"' not in text and "trained on this scene" not in text
     ref = write(tmp_path / "r.tif", textured((2, 16, 16), 1))
     ev = metrics.evaluate_files(ref, ref)
     assert ev.mean["rmse"] == ev.mean["RMSE"] == 0
-    paths = report.write_fusion_report(str(tmp_path / "fuse2.html"), {"seconds": 1.5}, ev,)
+    run["trained_on_this_scene"] = "cia (2001-10-08, 2001-10-17)"
+    paths = report.write_fusion_report(str(tmp_path / "fuse2.html"), run, ev)
     text = Path(paths.html).read_text(encoding="utf-8")
     assert "Fusion run" in text and "Table 2" in text
+    assert text.index("The model was trained on this scene") < text.index("Table 2")

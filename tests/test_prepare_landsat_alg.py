@@ -21,13 +21,14 @@ def run(stfusion_provider):
 def test_listed_with_documented_parameters(stfusion_provider):
     from qgis.core import QgsApplication
     algorithm = QgsApplication.processingRegistry().algorithmById(ALG)
-    assert algorithm is not None and algorithm.group() == "Preparation"
+    from stfusion.algorithms.base import GROUPS
+    assert algorithm is not None and algorithm.group() == GROUPS["preparation"]
     names = [p.name() for p in algorithm.parameterDefinitions()]
     assert names == ["INPUT", "EXTENT", "MASK", "SATURATED", "OUTPUT"]
     assert {o.name() for o in algorithm.outputDefinitions()} == {
         "OUTPUT", "MASKED_PERCENT", "ACQUISITION_DATE"}
-    for name in names:
-        assert f"({name})" in algorithm.shortHelpString(), name
+    for parameter in algorithm.parameterDefinitions():  # by the label the dialog shows
+        assert f"<b>{parameter.description()}</b>: " in algorithm.shortHelpString()
 
 
 def _lonlat_extent(columns, rows):

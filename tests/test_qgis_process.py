@@ -84,7 +84,8 @@ def test_without_torch_algorithms_list_and_errors_say_what_to_install(qgis_proce
                           extra_env={"PYTHONPATH": pythonpath})
     assert result.returncode != 0
     message = result.stdout + result.stderr
-    assert "PyTorch is not installed" in message and "pip install torch" in message
+    assert "PyTorch is not installed for QGIS's Python" in message
+    assert "Install PyTorch" in message and "-m pip install --target" in message
     assert not output.exists()
 
 
@@ -102,3 +103,17 @@ def test_fuse_on_the_builtin_sample_with_json(qgis_process, tmp_path, small_scen
     results = json.loads(result.stdout)["results"]
     assert results["OUTPUT"] == str(output) and output.exists() and report.exists()
     assert 0 < results["RMSE"] < 0.02
+
+
+def test_shipped_workflow_model_runs_headless(qgis_process, tmp_path, small_scene):
+    d0, d1 = small_scene.dates[:2]
+    fused, report = tmp_path / "fused.tif", tmp_path / "report.html"
+    result = qgis_process("run", "stfusion:fuse_and_evaluate", "--json", "--",
+                          f"FINE_T1={small_scene.fine[d0]}", f"MODIS_T1={small_scene.modis[d0]}",
+                          f"MODIS_T2={small_scene.modis[d1]}",
+                          f"REFERENCE={small_scene.fine[d1]}", f"fuse:Fused image={fused}",
+                          f"evaluate:Accuracy report={report}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert results["fuse:Fused image"] == str(fused) and fused.exists()
+    assert "RMSE" in report.read_text(encoding="utf-8")

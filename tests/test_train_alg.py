@@ -3,7 +3,7 @@ import os
 
 import pytest
 import torch
-from qgis.core import QgsProcessingException
+from qgis.core import QgsApplication, QgsProcessingException
 
 from stfusion.core import models
 
@@ -15,6 +15,7 @@ def train(scene, tmp_path, name="model.pt", **overrides):
                   "EPOCHS": 1, "OUTPUT_MODEL": str(tmp_path / name),
                   "REPORT": str(tmp_path / (name + ".html"))}
     parameters.update(overrides)
+    parameters = {k: v for k, v in parameters.items() if v is not None}  # None: the default
     return processing.run("stfusion:train", parameters)
 
 
@@ -60,3 +61,28 @@ def test_default_architecture_needs_two_dates(stfusion_provider, tiny_scene, tmp
     with pytest.raises(QgsProcessingException, match="at least two"):
         train(tiny_scene, tmp_path, FINE=[tiny_scene.fine[d0]],
               COARSE=[tiny_scene.coarse[d0]])
+
+
+def test_default_model_file_is_kept_in_the_profile_and_never_replaced(stfusion_provider,
+                                                                       tiny_scene, tmp_path):
+    from stfusion.algorithms.train import models_folder
+    folder = models_folder()
+    assert folder.startswith(QgsApplication.qgisSettingsDirPath())
+    first = train(tiny_scene, tmp_path, ARCHITECTURE=1, OUTPUT_MODEL=None)["OUTPUT_MODEL"]
+    second = train(tiny_scene, tmp_path, ARCHITECTURE=1, OUTPUT_MODEL=None)["OUTPUT_MODEL"]
+    try:
+        assert os.path.dirname(first) == os.path.dirname(second) == folder
+        assert first != second and os.path.basename(second).startswith("model-")
+        assert models.load_model(first)[1]["architecture"] == "paper"
+        assert os.path.exists(second)
+    finally:
+        for path in (first, second):
+            os.remove(path)
+
+
+def test_sgd_settings_are_advanced(stfusion_provider):
+    from qgis.core import QgsProcessingParameterDefinition
+    algorithm = QgsApplication.processingRegistry().algorithmById("stfusion:train")
+    advanced = {d.name() for d in algorithm.parameterDefinitions()
+                if d.flags() & QgsProcessingParameterDefinition.FlagAdvanced}
+    assert advanced == {"BATCH_SIZE", "LEARNING_RATE", "MOMENTUM", "WEIGHT_DECAY", "SEED"}
