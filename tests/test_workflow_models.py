@@ -37,5 +37,6 @@ def test_workflow_model_runs_from_downloaded_modis_to_a_report(stfusion_provider
     assert "RMSE" in report and "coarse" in report
     assert metrics.METRICS[0] in report
     # the baseline is a temporary file of the model: labelled by its role, not "OUTPUT.tif"
-    labels = [m["label"] for m in json.loads((tmp_path / "report.html.json").read_text())["methods"]]
+    sidecar = json.loads((tmp_path / "report.html.json").read_text())
+    labels = [method["label"] for method in sidecar["methods"]]
     assert labels == ["prediction (fused)", "coarse"]
