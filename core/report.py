@@ -754,11 +754,14 @@ def write_fusion_report(html_path: str, run: Mapping, evaluation=None,
     lead = [_trained_on_section(scene)] if scene else []
     details = {k: v for k, v in run.items()
                if k not in ("inputs", "model", "band_names", "trained_on_this_scene")}
-    sections = [("Fusion run", mapping_table(details)),
-                ("Inputs", table_html(["input", "file"], [
-                    [FUSION_INPUT_LABELS.get(name, name), path]
-                    for name, path in run["inputs"].items() if path], css_class="st kv")),
-                ("Model", mapping_table(run["model"]))]
+    inputs = {name: path for name, path in (run.get("inputs") or {}).items() if path}
+    sections = [("Fusion run", mapping_table(details))]
+    if inputs:
+        sections.append(("Inputs", table_html(["input", "file"], [
+            [FUSION_INPUT_LABELS.get(name, name), path] for name, path in inputs.items()],
+            css_class="st kv")))
+    if run.get("model"):
+        sections.append(("Model", mapping_table(run["model"])))
     if evaluation is not None:
         return write_report(evaluation, html_path, title=title, lead_sections=lead,
                             extra_sections=sections)
@@ -768,7 +771,8 @@ def write_fusion_report(html_path: str, run: Mapping, evaluation=None,
                                                                  flat_items(run)]))
     accuracy = ("Accuracy", '<p class="note">No reference image given: give the real fine '
                             "image of the predicted date to score the result.</p>")
-    atomic.write_text(paths.html, html_page(title, lead + [
-        _fusion_quicklook_section(run, max_size)] + sections + [accuracy],
-        subtitle))
+    pictures = [_fusion_quicklook_section(run, max_size)] \
+        if "FINE_T1" in inputs and run.get("output") else []
+    atomic.write_text(paths.html, html_page(title, lead + pictures + sections + [accuracy],
+                                            subtitle))
     return paths
