@@ -18,7 +18,7 @@ weights: setup
 	@source scripts/env.sh && $(PY) scripts/train_default_weights.py
 
 benchmarks: setup
-	@source scripts/env.sh && $(PY) benchmarks/accuracy.py && $(PY) benchmarks/train_speed.py \
+	@source scripts/env.sh && $(PY) benchmarks/accuracy_real_data.py && $(PY) benchmarks/train_speed.py \
 	  && $(PY) benchmarks/speed_memory.py --sizes 2000 4000 8000
 
 zip:

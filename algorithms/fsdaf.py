@@ -45,7 +45,7 @@ class Fsdaf(StfusionAlgorithm):
                                                                   self.tr("FSDAF prediction")))
 
     def execute(self, parameters, context, feedback):
-        from ..core import fsdaf
+        from ..core import fsdaf, methods
         paths = self.fusion_inputs(parameters, context, optional=())
         fine_info = raster.raster_info(paths["FINE_T1"])
         window = odd_window(self.parameterAsInt(parameters, "WINDOW", context), feedback)
@@ -57,8 +57,9 @@ class Fsdaf(StfusionAlgorithm):
         progress, is_canceled = feedback_callbacks(feedback)
         feedback.pushInfo(f"FSDAF with {params.classes} classes, a {window}-pixel window, "
                           f"scale ratio {params.block}")
-        fsdaf.fuse_files(paths["FINE_T1"], paths["COARSE_T1"], paths["COARSE_T2"], output,
-                         params=params, progress=progress, is_canceled=is_canceled)
+        methods.fuse_files("fsdaf", params, paths["FINE_T1"], paths["COARSE_T1"],
+                           paths["COARSE_T2"], output, progress=progress,
+                           is_canceled=is_canceled)
         RgbRendering.attach(context, output, fine_info.band_names)
         return {"OUTPUT": output}
 

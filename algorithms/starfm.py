@@ -49,7 +49,7 @@ class Starfm(StfusionAlgorithm):
                                                                   self.tr("STARFM prediction")))
 
     def execute(self, parameters, context, feedback):
-        from ..core import starfm
+        from ..core import methods, starfm
         paths = self.fusion_inputs(parameters, context, optional=("FINE_T3", "COARSE_T3"))
         fine_info = raster.raster_info(paths["FINE_T1"])
         window = odd_window(self.parameterAsInt(parameters, "WINDOW", context) or
@@ -62,9 +62,10 @@ class Starfm(StfusionAlgorithm):
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         progress, is_canceled = feedback_callbacks(feedback)
         feedback.pushInfo(f"STARFM with a {window}-pixel window, {params.classes} classes")
-        starfm.fuse_files(paths["FINE_T1"], paths["COARSE_T1"], paths["COARSE_T2"], output,
-                          fine_t3=paths["FINE_T3"], coarse_t3=paths["COARSE_T3"],
-                          params=params, progress=progress, is_canceled=is_canceled)
+        methods.fuse_files("starfm", params, paths["FINE_T1"], paths["COARSE_T1"],
+                           paths["COARSE_T2"], output, fine_t3=paths["FINE_T3"],
+                           coarse_t3=paths["COARSE_T3"], progress=progress,
+                           is_canceled=is_canceled)
         RgbRendering.attach(context, output, fine_info.band_names)
         return {"OUTPUT": output}
 

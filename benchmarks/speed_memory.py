@@ -11,7 +11,7 @@ runs in a fresh process, so its peak RSS is its own. Example:
 
     python benchmarks/speed_memory.py --sizes 2000 4000 8000 --methods fuse starfm fsdaf
 
-Writes a Markdown table to benchmarks/out/speed_memory.md (seconds, floor, ratio, peak RSS).
+Writes a Markdown table to benchmarks/results/speed_memory.md (seconds, floor, ratio, peak RSS).
 """
 import argparse
 import json
@@ -31,11 +31,11 @@ RUNNERS = {
     "fuse_2pairs": "from stfusion.core import fusion; fusion.fuse_files("
                    "s.fine[d0], s.coarse[d0], s.coarse[d1], out, fine_t3=s.fine[d2], "
                    "coarse_t3=s.coarse[d2], scale_ratio=s.scale_ratio)",
-    "starfm": "from stfusion.core import starfm; starfm.fuse_files("
-              "s.fine[d0], s.coarse[d0], s.coarse[d1], out)",
-    "fsdaf": "from stfusion.core import fsdaf; fsdaf.fuse_files("
-             "s.fine[d0], s.coarse[d0], s.coarse[d1], out, "
-             "params=fsdaf.FsdafParams(scale_ratio=s.scale_ratio))",
+    "starfm": "from stfusion.core import methods, starfm; methods.fuse_files("
+              "'starfm', starfm.StarfmParams(), s.fine[d0], s.coarse[d0], s.coarse[d1], out)",
+    "fsdaf": "from stfusion.core import fsdaf, methods; methods.fuse_files("
+             "'fsdaf', fsdaf.FsdafParams(scale_ratio=s.scale_ratio), "
+             "s.fine[d0], s.coarse[d0], s.coarse[d1], out)",
     # F1 scored as a prediction of F2 (all metrics, with the coarse baseline) + HTML report
     "evaluate": "from stfusion.core import metrics, report; report.write_report("
                 "metrics.evaluate_files(s.fine[d0], s.fine[d1], coarse=s.coarse[d1], "
@@ -148,7 +148,7 @@ def main():
              "|---|---|---|---|---|---|"]
     table += [f"| {m} | {s}x{s}x6 | {r['seconds']:.1f} | {io:.1f} | {r['seconds'] / io:.1f}x | "
               f"{r['peak_rss_mb']:.0f} |" for m, s, r, io in rows]
-    out_dir = ROOT / "benchmarks" / "out"
+    out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "speed_memory.md").write_text("\n".join(table) + "\n")
     print("\n".join(table))

@@ -21,7 +21,7 @@ Steps (names as in the paper):
    ``std * 2 / classes``), weighted by the inverse of ``(1 + d/w) * (similarity + 1)``.
 
 Differences from the public FSDAF Python code (same results within a few %, see
-benchmarks/classic_accuracy.py): seeded k-means instead of ISODATA; the class changes and
+benchmarks/accuracy_real_data.py): seeded k-means instead of ISODATA; the class changes and
 thresholds are global (the original recomputes them per block of 30x30 coarse pixels); a
 local TPS per coarse pixel instead of one radial-basis interpolation per block; default
 window 21 (the original's 41 is available: it was not more accurate on the benchmark data
@@ -29,22 +29,25 @@ and costs 4x more); the unmixing is bounded as in the IDL original (the Python o
 
 Global state (``prepare``): class centres, class changes, similarity thresholds and the
 allowed data range, from two strip-by-strip passes over the image (bounded memory). The rest is
-local: ``predict_tile`` computes any window given a halo of ``halo(params)`` pixels and the
-window's global origin (only its position modulo the block size matters).
+local: ``predict_tile`` computes any window given a halo of ``halo(state)`` pixels, the
+window starting on the coarse-pixel grid (a multiple of ``tile_multiple(state)``). A fusion
+method of ``core.methods`` (one pair only).
 """
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, ClassVar, Optional, Tuple
 
 import numpy as np
 
-from . import raster, tiling
-from . import _classic_common as common
+from . import box_filters, methods, raster, tiling
+from . import moving_window as common
+from .errors import InputError
 from .kmeans import kmeans
 
-__all__ = ["FsdafParams", "FsdafState", "halo", "prepare", "predict_tile", "predict",
-           "predict_prepared", "fuse_files", "classify", "bounded_lstsq"]
+__all__ = ["FsdafParams", "FsdafState", "halo", "tile_multiple", "prepare", "predict_tile",
+           "classify", "bounded_lstsq"]
 
 CHUNK = 128  # output pixels per side (at most) of the chunks of the similar-pixel search
+PREPARE_SHARE = 0.1  # of a run's progress
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,7 @@ class FsdafParams:
 
 @dataclass
 class FsdafState:
+    METHOD: ClassVar[str] = "fsdaf"
     params: FsdafParams
     centers: np.ndarray        # (classes, bands) k-means centres
     class_change: np.ndarray   # (bands, classes) change of every class, t1 -> t2
@@ -95,11 +99,17 @@ class FsdafState:
     max_allow: np.ndarray
 
 
-def halo(params: FsdafParams = FsdafParams()) -> int:
+def halo(state: FsdafState) -> int:
     """Halo (a multiple of the block size) that makes tiles independent."""
+    params = state.params
     s = params.block
     need = params.radius + max((params.tps_radius + 1) * s, s + params.hi_radius)
     return -(-need // s) * s
+
+
+def tile_multiple(state: FsdafState) -> int:
+    """Windows start on the coarse-pixel grid."""
+    return state.params.block
 
 
 # ---- classification -----------------------------------------------------------------
@@ -150,22 +160,24 @@ def _block_mean(blocks: np.ndarray) -> np.ndarray:
 
 # ---- prepare ---------------------------------------------------------------------------
 
-def prepare(f1, c1, c2, params: FsdafParams = FsdafParams(),
-            bands: Optional[Sequence[int]] = None,
+def prepare(pairs, coarse_t2, params: FsdafParams = FsdafParams(),
             progress: Callable[[float], None] = tiling.no_progress,
-            is_canceled: Callable[[], bool] = tiling.never_canceled) -> FsdafState:
-    """Global state from arrays or GeoTIFF paths (two strip-by-strip passes)."""
+            is_canceled: Callable[[], bool] = tiling.never_canceled, log=None) -> FsdafState:
+    """Global state from the sources of one pair and C2 (two strip-by-strip passes)."""
+    if len(pairs) != 1:
+        raise InputError("FINE_T3", "FSDAF takes one fine/coarse pair: leave the second "
+                                    "pair empty")
     p = params
     s = p.block
-    source = common.Source([f1, c1, c2], bands)
-    height, width = source.height, source.width
+    sources = [pairs[0][0], pairs[0][1], coarse_t2]
+    height, width = coarse_t2.height, coarse_t2.width
     stride = common.subsample_stride(height, width, p.sample_pixels)
     rows = max(s, (common.STRIP_ROWS // s) * s)
 
     # pass 1: band moments of F1 and a strided subsample for the classification
     moments, samples = None, []
-    data = raster.DataCheck(["FINE_T1", "COARSE_T1", "COARSE_T2"])
-    for y0, y1, (a1, b1, b2) in source.strips(rows):
+    data = raster.DataCheck(methods.input_names(1))
+    for y0, y1, (a1, b1, b2) in common.strips(sources, rows):
         tiling.check_canceled(is_canceled)
         data.add(a1, b1, b2)
         valid = common.valid_mask(a1, b1, b2)
@@ -192,7 +204,7 @@ def prepare(f1, c1, c2, params: FsdafParams = FsdafParams(),
     class_max = np.full((nb, k), -np.inf)
     c2_min = np.full(nb, np.inf)
     c2_max = np.full(nb, -np.inf)
-    for y0, y1, (a1, b1, b2) in source.strips(rows):
+    for y0, y1, (a1, b1, b2) in common.strips(sources, rows):
         tiling.check_canceled(is_canceled)
         valid = common.valid_mask(a1, b1, b2)
         labels = np.where(valid, classify(np.nan_to_num(a1), centers), -1)
@@ -389,35 +401,33 @@ def _tps_general(py, px, ok, vals, qy, qx) -> np.ndarray:
     return field + c0 + c1 * qx + c2 * qy
 
 
-# ---- window helpers ----------------------------------------------------------------------
-
-def _box_count(mask: np.ndarray, r: int) -> np.ndarray:
-    """Number of True pixels in the (2r+1)^2 window around every pixel (zero outside)."""
-    m = np.pad(mask.astype(np.int32), [(0, 0)] * (mask.ndim - 2) + [(r + 1, r), (r + 1, r)])
-    c = m.cumsum(-2).cumsum(-1)
-    size = 2 * r + 1
-    return (c[..., size:, size:] - c[..., :-size, size:] - c[..., size:, :-size]
-            + c[..., :-size, :-size])
-
-
 # ---- tile prediction -------------------------------------------------------------------
 
-def predict_tile(state: FsdafState, f1, c1, c2, origin: Tuple[int, int] = (0, 0),
-                 halo: int = 0, is_canceled: Optional[Callable[[], bool]] = None,
-                 return_intermediate: bool = False):
+def predict_tile(state: FsdafState, window,
+                 is_canceled: Optional[Callable[[], bool]] = None) -> np.ndarray:
+    """The fine image at t2 over a ``methods.TileWindow`` that starts on the coarse-pixel
+    grid (``window.margin`` pixels on each side left NaN)."""
+    (f1, c1), = window.pairs
+    return predict_window(state, f1, c1, window.coarse_t2, margin=window.margin,
+                          is_canceled=is_canceled)
+
+
+def predict_window(state: FsdafState, f1, c1, c2, origin: Tuple[int, int] = (0, 0),
+                   margin: int = 0,
+                   is_canceled: Optional[Callable[[], bool]] = None) -> np.ndarray:
     """Predict the fine image at t2 over the window of the arrays.
 
     ``origin`` = global (column, row) of the window's first pixel (may be negative; only
     its value modulo the block size matters, for the coarse-pixel grid). Pixels closer than
-    ``halo`` to the window edge are not computed (NaN). With ``halo >= halo(params)`` and NaN
-    outside the image, the result equals the untiled one.
+    ``margin`` to the window edge are not computed (NaN). With ``margin >= halo(state)``
+    and NaN outside the image, the result equals the untiled one.
     """
     p = state.params
     s = p.block
     f1, c1, c2 = map(common.as_float32, (f1, c1, c2))
     nb, height, width = common.check_shapes(f1, c1, c2)
     out = np.full((nb, height, width), np.nan, np.float32)
-    if height - 2 * halo <= 0 or width - 2 * halo <= 0:
+    if height - 2 * margin <= 0 or width - 2 * margin <= 0:
         return out
     valid = common.valid_mask(f1, c1, c2)
     f1 = np.where(valid, f1, np.nan)
@@ -446,11 +456,11 @@ def predict_tile(state: FsdafState, f1, c1, c2, origin: Tuple[int, int] = (0, 0)
 
     # homogeneity index: share of same-class pixels among the valid ones around
     r_hi = p.hi_radius
-    n_valid = _box_count(valid, r_hi)
+    n_valid = box_filters.box_sum(valid, r_hi)
     same = np.zeros(valid.shape, np.int32)
     for j in range(state.centers.shape[0]):
         is_j = labels == j
-        same = np.where(is_j, _box_count(is_j, r_hi), same)
+        same = np.where(is_j, box_filters.box_sum(is_j, r_hi), same)
     with np.errstate(invalid="ignore", divide="ignore"):
         hi = np.where(valid, same / np.maximum(n_valid, 1), np.nan).astype(np.float32)
     hib = _to_blocks(hi, s, oy, ox)
@@ -467,17 +477,14 @@ def predict_tile(state: FsdafState, f1, c1, c2, origin: Tuple[int, int] = (0, 0)
                    state.max_allow[:, None, None, None, None])
     change = _from_blocks(f2_2, height, width, oy, ox) - f1          # NaN where invalid
     change = change.astype(np.float32)
-    if return_intermediate:
-        return {"labels": labels, "l2_1": l2_1, "residual": residual,
-                "tps": _from_blocks(tps, height, width, oy, ox), "hi": hi, "change": change}
 
     # 7. final prediction with similar pixels
-    _blend(out, f1, c1, c2, change, state, halo, is_canceled)
+    _blend(out, f1, c1, c2, change, state, margin, is_canceled)
     out[:, ~valid] = np.nan
     return out
 
 
-def _blend(out, f1, c1, c2, change, state: FsdafState, halo: int, is_canceled) -> None:
+def _blend(out, f1, c1, c2, change, state: FsdafState, margin: int, is_canceled) -> None:
     """Step 7: F1 + weighted change of the most similar pixels of the window."""
     p = state.params
     r = p.radius
@@ -501,7 +508,7 @@ def _blend(out, f1, c1, c2, change, state: FsdafState, halo: int, is_canceled) -
     pairs = [(i, position[(-dy, -dx)]) for i, (dy, dx, _) in enumerate(offsets)
              if dy > 0 or (dy == 0 and dx > 0)]
     torch = _torch()
-    h0, h1, w0, w1 = halo, height - halo, halo, width - halo
+    h0, h1, w0, w1 = margin, height - margin, margin, width - margin
     # chunks of at most CHUNK^2 pixels whose key arrays stay under about 64 MB
     size = int(min(CHUNK, max(16, np.sqrt(16e6 / n_off))))
 
@@ -595,69 +602,3 @@ def _torch():
         return torch
     except ImportError:   # numpy fallback
         return None
-
-
-# ---- whole arrays and files ----------------------------------------------------------
-
-def predict(f1: np.ndarray, c1: np.ndarray, c2: np.ndarray,
-            params: FsdafParams = FsdafParams(),
-            tile_size: Optional[int] = tiling.DEFAULT_TILE,
-            progress: Callable[[float], None] = tiling.no_progress,
-            is_canceled: Callable[[], bool] = tiling.never_canceled) -> np.ndarray:
-    """Whole-array FSDAF. ``tile_size`` processes tiles (rounded up to a multiple of the
-    block size) with a halo, as the GeoTIFF path does (same result, bounded memory);
-    None: one window."""
-    f1, c1, c2 = map(common.as_float32, (f1, c1, c2))
-    common.check_shapes(f1, c1, c2)
-    state = prepare(f1, c1, c2, params, progress=common.sub_progress(progress, 0, 0.1),
-                    is_canceled=is_canceled)
-    return predict_prepared(state, f1, c1, c2, tile_size,
-                            common.sub_progress(progress, 0.1, 1.0), is_canceled)
-
-
-def predict_prepared(state: FsdafState, f1, c1, c2,
-                     tile_size: Optional[int] = tiling.DEFAULT_TILE,
-                     progress: Callable[[float], None] = tiling.no_progress,
-                     is_canceled: Callable[[], bool] = tiling.never_canceled) -> np.ndarray:
-    """``predict`` with a state from ``prepare`` (e.g. reused for several dates)."""
-    s = state.params.block
-    h = halo(state.params)
-    _, height, width = f1.shape
-    tile_size = max(height, width) if tile_size is None else tile_size
-    tile_size = -(-tile_size // s) * s
-    out = np.full(f1.shape, np.nan, np.float32)
-    tiles = list(tiling.iter_tiles(width, height, tile_size, h))
-    for i, tile in enumerate(tiles):
-        tiling.check_canceled(is_canceled)
-        x, y, w, hh = tile.read_window
-        arrays = [common.array_window(a, x, y, w, hh) for a in (f1, c1, c2)]
-        result = predict_tile(state, *arrays, origin=(x, y), halo=h, is_canceled=is_canceled)
-        out[:, tile.y0:tile.y0 + tile.height, tile.x0:tile.x0 + tile.width] = tile.crop(result)
-        progress((i + 1) / len(tiles))
-    return out
-
-
-def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
-               params: FsdafParams = FsdafParams(), bands: Optional[Sequence[int]] = None,
-               tile_size: int = tiling.DEFAULT_TILE,
-               progress: Callable[[float], None] = tiling.no_progress,
-               is_canceled: Callable[[], bool] = tiling.never_canceled) -> str:
-    """FSDAF on GeoTIFFs (coarse images already on the fine grid), written block-wise to
-    ``output`` encoded like ``fine_t1``. Returns ``output``.
-
-    Tiles and halo are multiples of the block size, so every tile's read window starts on
-    the global coarse-pixel grid.
-    """
-    state = prepare(fine_t1, coarse_t1, coarse_t2, params, bands,
-                    common.sub_progress(progress, 0.0, 0.1), is_canceled)
-    s = params.block
-    h = halo(params)
-    tile_size = tiling.whole_block_tile(tile_size, s)
-
-    def function(a1, b1, b2):
-        # read windows start at tile.x0 - h and tile.y0 - h: multiples of s
-        return predict_tile(state, a1, b1, b2, origin=(0, 0), halo=h, is_canceled=is_canceled)
-
-    return tiling.process_files([fine_t1, coarse_t1, coarse_t2], output, fine_t1, function,
-                                h, tile_size, bands, common.sub_progress(progress, 0.1, 1.0),
-                                is_canceled)

@@ -10,7 +10,7 @@ Architectures (``ARCHITECTURES``):
   blend). Band-specific: ``band_count`` bands in, the same bands out; inputs and outputs are
   standardised with per-band mean/std stored in the model (``scaling`` in the metadata).
 - ``"stfnet"`` (the default) — a band-agnostic blending CNN used on top of deterministic,
-  FSDAF-like candidates of the fine change (``core/_fusion_fast.py``): the coarse change, its
+  FSDAF-like candidates of the fine change (``core/stfnet_fields.py``): the coarse change, its
   guided filter, the guided class-wise unmixing and the guided FSDAF-style prediction. Each
   band is processed separately with channels normalised by the band's scene-wide standard
   deviation, so one set of weights serves 3-band and 6-band data. It outputs per-pixel
@@ -45,7 +45,7 @@ FORMAT_VERSION = 2          # 2: the stfnet of the fast candidates (v1 stfnet fi
 ARCHITECTURES = ("stfnet", "paper")
 DEFAULT_ARCHITECTURE = "stfnet"
 
-# channels of the stfnet input, per band (see fusion.stfnet_features)
+# channels of the stfnet input, per band (see fusion.stfnet_band_inputs)
 STFNET_CANDIDATES = ("coarse_change", "guided_change", "guided_unmixed_change",
                      "fsdaf_style_change")
 STFNET_EXTRA = ("fine_t1", "fine_local_std", "coarse_vs_guided", "unmixed_vs_fsdaf",
@@ -215,14 +215,6 @@ class STFNet(nn.Module):
         weights = torch.softmax(out[:, :self.candidates], dim=1)
         blend = (weights * x[:, :self.candidates]).sum(1, keepdim=True)
         return blend + self.correction_scale * out[:, self.candidates:]
-
-    def candidate_weights(self, x, mask=None):
-        """The per-pixel softmax weights (N, candidates, H, W) (for reports/ablation)."""
-        if mask is None:
-            mask = torch.ones_like(x[:, :1])
-        h = torch.relu(self.conv1(x * mask)) * mask
-        h = torch.relu(self.conv2(h))
-        return torch.softmax(self.head(h)[:, :self.candidates], dim=1)
 
 
 def resolve_architecture(name: str) -> str:

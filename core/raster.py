@@ -136,13 +136,15 @@ def implausible_inputs_seen(clear: bool = True) -> set:
 
 def read_window(path: str, x0: int = 0, y0: int = 0, width: Optional[int] = None,
                 height: Optional[int] = None, bands: Optional[Sequence[int]] = None,
-                extra_nodata: Sequence[float] = ()) -> np.ndarray:
+                extra_nodata: Sequence[float] = (),
+                dataset: Optional[gdal.Dataset] = None) -> np.ndarray:
     """Read a window as float32 physical values with NaN at nodata.
 
     ``bands`` are 1-based band numbers (default: all). Windows reaching outside the raster
     are filled with NaN, so halo reads at the image border need no special cases.
+    ``dataset``: ``path`` already open (``RasterSource``), else it is opened for this read.
     """
-    ds = open_dataset(path)
+    ds = open_dataset(path) if dataset is None else dataset
     width = ds.RasterXSize - x0 if width is None else width
     height = ds.RasterYSize - y0 if height is None else height
     bands = list(bands) if bands else list(range(1, ds.RasterCount + 1))
@@ -170,6 +172,52 @@ def read_window(path: str, x0: int = 0, y0: int = 0, width: Optional[int] = None
                 _IMPLAUSIBLE_SEEN.add(str(path))
         out[i, ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = values
     return out
+
+
+class RasterSource:
+    """One input raster opened once (read-only), serving windows: float32 reflectance,
+    NaN at nodata and outside the raster (a tile's halo at the image border).
+
+    Picklable (the open dataset is not pickled; a copy reopens the file on its first read),
+    so a source can travel to another process with a job."""
+
+    def __init__(self, path: str, bands: Optional[Sequence[int]] = None):
+        self.path = str(path)
+        self.bands = list(bands) if bands else None
+        self._dataset = open_dataset(self.path)
+        self.width, self.height = self._dataset.RasterXSize, self._dataset.RasterYSize
+        self.band_count = len(self.bands) if self.bands else self._dataset.RasterCount
+
+    def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        """(bands, height, width) float32 from global column ``x0``, row ``y0`` (either may
+        be negative)."""
+        if self._dataset is None:
+            self._dataset = open_dataset(self.path)
+        return read_window(self.path, x0, y0, width, height, self.bands,
+                           dataset=self._dataset)
+
+    def __getstate__(self):
+        return dict(self.__dict__, _dataset=None)
+
+
+class ArraySource:
+    """An in-memory ``(bands, rows, cols)`` image with the window interface of
+    ``RasterSource`` (NaN outside the array)."""
+
+    def __init__(self, array: np.ndarray):
+        if np.ndim(array) != 3:
+            raise ValueError(f"expected a (bands, rows, cols) array, got shape "
+                             f"{np.shape(array)}")
+        self.array = np.asarray(array, dtype=np.float32)
+        self.band_count, self.height, self.width = self.array.shape
+
+    def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        out = np.full((self.band_count, height, width), np.nan, np.float32)
+        rx0, ry0 = max(x0, 0), max(y0, 0)
+        rx1, ry1 = min(x0 + width, self.width), min(y0 + height, self.height)
+        if rx1 > rx0 and ry1 > ry0:
+            out[:, ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = self.array[:, ry0:ry1, rx0:rx1]
+        return out
 
 
 def read_raster(path: str, bands: Optional[Sequence[int]] = None) -> np.ndarray:

@@ -670,32 +670,20 @@ def mapping_table(mapping: Mapping, caption: str = "") -> str:
                       css_class="st kv")
 
 
-def history_series(history) -> dict:
-    """Loss-curve series from a training history: a mapping name -> values per epoch, or a
-    sequence of per-epoch records ({"epoch": 1, "train_loss": ..., "val_loss": ...})."""
-    if isinstance(history, Mapping):
-        return {str(k): list(v) for k, v in history.items()
-                if isinstance(v, (list, tuple, np.ndarray)) and str(k).lower() != "epoch"}
-    series = {}
-    for i, record in enumerate(history or ()):
-        if not isinstance(record, Mapping):
-            series.setdefault("loss", []).append((i + 1, record))
-            continue
-        epoch = record.get("epoch", i + 1)
-        for key, value in record.items():
-            if key != "epoch" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                series.setdefault(str(key), []).append((epoch, value))
-    return series
+def history_series(history: Mapping) -> dict:
+    """Loss-curve series (name -> values per epoch) from a training history such as
+    ``training.train``'s: its list-valued entries other than an "epoch" column."""
+    return {str(k): list(v) for k, v in history.items()
+            if isinstance(v, (list, tuple, np.ndarray)) and str(k).lower() != "epoch"}
 
 
-def write_training_report(html_path: str, metadata: Mapping, history,
+def write_training_report(html_path: str, metadata: Mapping, history: Mapping,
                           title: str = "stfusion training report") -> ReportPaths:
     """Training report: the loss curves (``line_chart_svg``) and the settings/model metadata,
     with a JSON sidecar {metadata, history} and a CSV of the curves (same base name)."""
     paths = sidecar_paths(html_path)
     series = history_series(history)
-    positive = all(y > 0 for points in series.values() for p in points
-                   for y in [p[1] if isinstance(p, (tuple, list)) else p]
+    positive = all(y > 0 for values in series.values() for y in values
                    if isinstance(y, (int, float)) and math.isfinite(y))
     chart = line_chart_svg(series, title="loss", x_label="epoch", y_label="loss",
                            log_y=positive and bool(series))
@@ -703,9 +691,8 @@ def write_training_report(html_path: str, metadata: Mapping, history,
     sections = [("Loss curves", chart), ("Settings and model", mapping_table(settings))]
     atomic.write_text(paths.json, json_text({"metadata": metadata, "history": history}))
     rows = [["series", "epoch", "value"]]
-    for name, points in series.items():
-        for i, p in enumerate(points):
-            rows.append([name, *(p if isinstance(p, (tuple, list)) else (i + 1, p))])
+    for name, values in series.items():
+        rows.extend([name, epoch, value] for epoch, value in enumerate(values, start=1))
     atomic.write_text(paths.csv, _csv_rows(rows))
     atomic.write_text(paths.html, html_page(title, sections))
     return paths

@@ -21,20 +21,22 @@ For every fine pixel, within a moving window of ``window`` x ``window`` fine pix
 Vectorised as a loop over window offsets applying shifted whole-chunk arrays (no per-pixel
 Python loop). The only global statistic is the per-band standard deviation of each fine
 image (``prepare``); ``predict_tile`` then computes any window of the image given a halo
-of ``halo(params)`` pixels, so tiled and untiled runs agree.
+of ``halo(state)`` pixels, so tiled and untiled runs agree. A fusion method of
+``core.methods`` (the protocol: ``prepare``, ``halo``, ``tile_multiple``, ``predict_tile``).
 """
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, ClassVar, Optional
 
 import numpy as np
 
-from . import raster, tiling
-from . import _classic_common as common
+from . import methods, raster, tiling
+from . import moving_window as common
 
-__all__ = ["StarfmParams", "StarfmState", "window_for_pixel_size", "halo", "prepare",
-           "predict_tile", "predict", "fuse_files"]
+__all__ = ["StarfmParams", "StarfmState", "window_for_pixel_size", "halo", "tile_multiple",
+           "prepare", "predict_tile"]
 
 CHUNK = 96  # output pixels per side of the cache-sized chunks of the offset loop
+PREPARE_SHARE = 0.05  # of a run's progress
 
 
 @dataclass(frozen=True)
@@ -71,64 +73,66 @@ def window_for_pixel_size(pixel_size: float, search_distance: float = 750.0) -> 
 
 @dataclass
 class StarfmState:
+    METHOD: ClassVar[str] = "starfm"
     params: StarfmParams
     thresholds: np.ndarray              # (pairs, bands) similarity thresholds, reflectance
     band_count: int = field(default=0)
 
 
-def halo(params: StarfmParams = StarfmParams()) -> int:
-    return params.radius
+def halo(state: StarfmState) -> int:
+    return state.params.radius
 
 
-def _pairs(f1, c1, f3, c3):
-    if (f3 is None) != (c3 is None):
-        raise ValueError("the second pair needs both its fine (f3) and coarse (c3) image")
-    return [(f1, c1)] + ([(f3, c3)] if f3 is not None else [])
+def tile_multiple(state: StarfmState) -> int:
+    return 1
 
 
-def prepare(f1, c1, c2, f3=None, c3=None, params: StarfmParams = StarfmParams(),
-            bands: Optional[Sequence[int]] = None,
+def prepare(pairs, coarse_t2, params: StarfmParams = StarfmParams(),
             progress: Callable[[float], None] = tiling.no_progress,
-            is_canceled: Callable[[], bool] = tiling.never_canceled) -> StarfmState:
-    """Global statistics: per-band std of each fine image over pixels valid everywhere.
-
-    The images are ``(bands, rows, cols)`` arrays or GeoTIFF paths (read strip by strip,
-    ``bands`` 1-based); memory stays bounded by one strip.
-    """
-    source = common.Source([f1, c1, c2, f3, c3], bands)
-    moments = None
-    data = raster.DataCheck(["FINE_T1", "COARSE_T1", "COARSE_T2", "FINE_T3", "COARSE_T3"])
-    for y0, y1, (a1, b1, b2, a3, b3) in source.strips():
+            is_canceled: Callable[[], bool] = tiling.never_canceled, log=None) -> StarfmState:
+    """Global statistics: per-band std of each fine image over pixels valid everywhere,
+    read strip by strip from the sources (memory bounded by one strip)."""
+    sources = [image for pair in pairs for image in pair] + [coarse_t2]
+    moments = [common.BandMoments(pairs[0][0].band_count) for _ in pairs]
+    data = raster.DataCheck(methods.input_names(len(pairs)))
+    for y0, y1, strips in common.strips(sources):
         tiling.check_canceled(is_canceled)
-        data.add(a1, b1, b2, a3, b3)
-        valid = common.valid_mask(a1, b1, b2, a3, b3)
-        fines = [a1] + ([a3] if a3 is not None else [])
-        if moments is None:
-            moments = [common.BandMoments(a1.shape[0]) for _ in fines]
-        for m, fine in zip(moments, fines):
+        data.add(*strips)
+        valid = common.valid_mask(*strips)
+        for m, fine in zip(moments, strips[0:-1:2]):
             m.add(fine, valid)
-        progress(y1 / source.height)
+        progress(y1 / coarse_t2.height)
     data.check()
     thresholds = np.stack([m.std * 2.0 / params.classes for m in moments]).astype(np.float32)
     return StarfmState(params, thresholds, thresholds.shape[1])
 
 
-def predict_tile(state: StarfmState, f1, c1, c2, f3=None, c3=None, halo: int = 0,
+def predict_tile(state: StarfmState, window,
                  is_canceled: Optional[Callable[[], bool]] = None) -> np.ndarray:
+    """The fine image at t2 over a ``methods.TileWindow`` (``window.margin`` pixels on each
+    side left NaN)."""
+    (f1, c1), *second = window.pairs
+    f3, c3 = second[0] if second else (None, None)
+    return _predict_window(state, f1, c1, window.coarse_t2, f3, c3, window.margin,
+                           is_canceled)
+
+
+def _predict_window(state: StarfmState, f1, c1, c2, f3, c3, margin: int,
+                    is_canceled: Optional[Callable[[], bool]]) -> np.ndarray:
     """Predict the fine image at t2 over the window of the given arrays.
 
-    Pixels closer than ``halo`` to the window edge are not computed (NaN): they only
-    serve as neighbours. With ``halo >= halo(params)`` (and NaN outside the image) the
+    Pixels closer than ``margin`` to the window edge are not computed (NaN): they only
+    serve as neighbours. With ``margin >= halo(state)`` (and NaN outside the image) the
     result equals the one of an untiled run.
     """
     p = state.params
     f1, c1, c2, f3, c3 = map(common.as_float32, (f1, c1, c2, f3, c3))
     bands, height, width = common.check_shapes(f1, c1, c2, f3, c3)
-    pairs = _pairs(f1, c1, f3, c3)
+    pairs = [(f1, c1)] + ([(f3, c3)] if f3 is not None else [])
     r = p.radius
     valid = common.valid_mask(f1, c1, c2, f3, c3)
     out = np.full((bands, height, width), np.nan, np.float32)
-    h0, h1, w0, w1 = halo, height - halo, halo, width - halo
+    h0, h1, w0, w1 = margin, height - margin, margin, width - margin
     if h1 <= h0 or w1 <= w0:
         return out
 
@@ -212,55 +216,3 @@ def predict_tile(state: StarfmState, f1, c1, c2, f3=None, c3=None, halo: int = 0
     common.run_chunks(chunk, h1 - h0, w1 - w0, CHUNK, is_canceled)
     out[:, ~valid] = np.nan
     return out
-
-
-def predict(f1: np.ndarray, c1: np.ndarray, c2: np.ndarray, f3: Optional[np.ndarray] = None,
-            c3: Optional[np.ndarray] = None, params: StarfmParams = StarfmParams(),
-            tile_size: Optional[int] = tiling.DEFAULT_TILE,
-            progress: Callable[[float], None] = tiling.no_progress,
-            is_canceled: Callable[[], bool] = tiling.never_canceled) -> np.ndarray:
-    """Whole-array STARFM: fine image at t2 from (f1, c1) [and (f3, c3)] and c2.
-
-    ``tile_size`` processes the image in tiles with a halo (as the GeoTIFF path does, same
-    result, bounded memory); None computes it in one window.
-    """
-    f1, c1, c2, f3, c3 = map(common.as_float32, (f1, c1, c2, f3, c3))
-    common.check_shapes(f1, c1, c2, f3, c3)
-    state = prepare(f1, c1, c2, f3, c3, params, progress=common.sub_progress(progress, 0, 0.05),
-                    is_canceled=is_canceled)
-    h = halo(params)
-    _, height, width = f1.shape
-    if tile_size is None:
-        tile_size = max(height, width)
-    out = np.full(f1.shape, np.nan, np.float32)
-    tiles = list(tiling.iter_tiles(width, height, tile_size, h))
-    for i, tile in enumerate(tiles):
-        tiling.check_canceled(is_canceled)
-        x, y, w, hh = tile.read_window
-        arrays = [None if a is None else common.array_window(a, x, y, w, hh)
-                  for a in (f1, c1, c2, f3, c3)]
-        result = predict_tile(state, *arrays, halo=h, is_canceled=is_canceled)
-        out[:, tile.y0:tile.y0 + tile.height, tile.x0:tile.x0 + tile.width] = tile.crop(result)
-        progress(0.05 + 0.95 * (i + 1) / len(tiles))
-    return out
-
-
-def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
-               fine_t3: Optional[str] = None, coarse_t3: Optional[str] = None,
-               params: StarfmParams = StarfmParams(), bands: Optional[Sequence[int]] = None,
-               tile_size: int = tiling.DEFAULT_TILE,
-               progress: Callable[[float], None] = tiling.no_progress,
-               is_canceled: Callable[[], bool] = tiling.never_canceled) -> str:
-    """STARFM on GeoTIFFs (coarse images already on the fine grid), written block-wise to
-    ``output`` encoded like ``fine_t1``. Returns ``output``."""
-    _pairs(fine_t1, coarse_t1, fine_t3, coarse_t3)
-    state = prepare(fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3, params, bands,
-                    common.sub_progress(progress, 0.0, 0.05), is_canceled)
-    h = halo(params)
-
-    def function(a1, b1, b2, a3, b3):
-        return predict_tile(state, a1, b1, b2, a3, b3, halo=h, is_canceled=is_canceled)
-
-    return tiling.process_files([fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3],
-                                output, fine_t1, function, h, tile_size, bands,
-                                common.sub_progress(progress, 0.05, 1.0), is_canceled)

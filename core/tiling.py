@@ -9,7 +9,7 @@ import ctypes.util
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal
@@ -21,6 +21,8 @@ DEFAULT_TILE = 512
 # decode all bands of a block at once and tiles write whole blocks, so little is needed
 GDAL_CACHE_BYTES = 32 << 20
 OUTPUT_BLOCK_MULTIPLE = 16       # GeoTIFF block sides are multiples of 16
+SAMPLE_WINDOW = 512              # side of the windows read for global statistics
+SAMPLE_MAX_WINDOWS = 9
 
 
 class Canceled(Exception):
@@ -69,6 +71,21 @@ def tile_count(width: int, height: int, tile_size: int = DEFAULT_TILE) -> int:
     return -(-width // tile_size) * -(-height // tile_size)
 
 
+def sample_windows(shape: Tuple[int, int], window: int = SAMPLE_WINDOW,
+                   max_windows: int = SAMPLE_MAX_WINDOWS,
+                   align: int = 1) -> List[Tuple[int, int, int, int]]:
+    """Windows (y0, x0, h, w) spread over an image of ``shape`` (rows, cols), starting on
+    multiples of ``align``: the whole image when it is small, else ``max_windows`` windows
+    of ``window`` pixels (global statistics and training with bounded memory)."""
+    rows, cols = shape
+    if rows * cols <= window * window * max_windows:
+        return [(0, 0, rows, cols)]
+    n = int(np.ceil(np.sqrt(max_windows)))
+    ys = np.linspace(0, max(rows - window, 0), n).astype(int) // align * align
+    xs = np.linspace(0, max(cols - window, 0), n).astype(int) // align * align
+    return [(int(y), int(x), min(window, rows), min(window, cols)) for y in ys for x in xs]
+
+
 def check_canceled(is_canceled: Optional[Callable[[], bool]]) -> None:
     """Raise Canceled when the user asked to stop (``is_canceled`` may be None)."""
     if is_canceled is not None and is_canceled():
@@ -101,25 +118,34 @@ class TileProgress:
         self.progress((self.tiles_done + self.steps_done / self.steps_per_tile) / self.tiles)
 
 
-@dataclass
-class InputSpec:
-    """One input raster of a tiled job: its path and which 1-based bands to read."""
-    path: str
-    bands: Optional[Sequence[int]] = None
+class ArrayOutput:
+    """An in-memory output with the ``write`` of ``raster.AtomicGeoTiff`` (NaN until
+    written), for running the tiled driver over arrays."""
+
+    def __init__(self, shape):
+        self.array = np.full(shape, np.nan, np.float32)
+
+    def write(self, values: np.ndarray, x0: int = 0, y0: int = 0) -> None:
+        bands, rows, cols = values.shape
+        self.array[:, y0:y0 + rows, x0:x0 + cols] = values
 
 
-def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGeoTiff,
+def process_tiled(inputs: Sequence[Optional[raster.RasterSource]], output,
                   function: Callable[..., np.ndarray], halo: int = 0,
                   tile_size: int = DEFAULT_TILE,
                   progress: Callable[[float], None] = no_progress,
                   is_canceled: Callable[[], bool] = never_canceled) -> None:
     """Stream the inputs tile by tile through ``function`` into ``output``.
 
-    ``function(*arrays)`` receives one ``(bands, rows, cols)`` array per input (None for an
-    input given as None) covering the tile plus its halo and returns the result over the
-    same window; pixels invalid in any input become NaN in the output.
+    ``inputs``: sources with ``width``, ``height`` and ``window(x0, y0, width, height)``
+    (``raster.RasterSource``, ``raster.ArraySource``; None for an absent input), all of one
+    grid. ``output``: anything with ``write(values, x0, y0)`` (``raster.AtomicGeoTiff``,
+    ``ArrayOutput``). ``function(*arrays)`` receives one ``(bands, rows, cols)`` array per
+    input (None for an input given as None) covering the tile plus its halo and returns the
+    result over the same window; pixels invalid in any input become NaN in the output.
     """
-    grid = output.ds.RasterXSize, output.ds.RasterYSize
+    first = next(source for source in inputs if source is not None)
+    grid = first.width, first.height
     total = tile_count(*grid, tile_size)
     with streaming_gdal_settings():
         for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
@@ -130,11 +156,10 @@ def process_tiled(inputs: Sequence[Optional[InputSpec]], output: raster.AtomicGe
         check_canceled(is_canceled)     # a cancel during the last tile publishes nothing
 
 
-def _process_tile(tile: Tile, inputs: Sequence[Optional[InputSpec]],
-                  output: raster.AtomicGeoTiff, function: Callable[..., np.ndarray]) -> None:
-    arrays = [None if spec is None else
-              raster.read_window(spec.path, *tile.read_window, bands=spec.bands)
-              for spec in inputs]
+def _process_tile(tile: Tile, inputs: Sequence[Optional[raster.RasterSource]], output,
+                  function: Callable[..., np.ndarray]) -> None:
+    arrays = [None if source is None else source.window(*tile.read_window)
+              for source in inputs]
     result = function(*arrays)
     present = [a for a in arrays if a is not None]
     if present:
@@ -150,13 +175,25 @@ def process_files(inputs: Sequence[Optional[str]], output: str, like: str,
     """``process_tiled`` from GeoTIFF paths (None for an absent input) into ``output``,
     encoded like the raster ``like`` (the fine input) with its band names."""
     info = raster.check_same_grid(like, inputs, same_bands=False)
-    band_count = len(bands) if bands else info.band_count
-    names = [info.band_names[b - 1] for b in bands] if bands else list(info.band_names)
-    specs = [None if p is None else InputSpec(str(p), bands) for p in inputs]
+    sources = [None if p is None else raster.RasterSource(p, bands) for p in inputs]
+    return write_tiled(sources, output, info, function, halo, tile_size, bands, progress,
+                       is_canceled)
+
+
+def write_tiled(sources: Sequence[Optional[raster.RasterSource]], output: str,
+                like: raster.RasterInfo, function: Callable[..., np.ndarray], halo: int = 0,
+                tile_size: int = DEFAULT_TILE, bands: Optional[Sequence[int]] = None,
+                progress: Callable[[float], None] = no_progress,
+                is_canceled: Callable[[], bool] = never_canceled) -> str:
+    """``process_tiled`` from open sources into the GeoTIFF ``output`` (atomically),
+    encoded like the raster ``like`` with its band names (``bands``: the 1-based bands
+    the sources read)."""
+    band_count = len(bands) if bands else like.band_count
+    names = [like.band_names[b - 1] for b in bands] if bands else list(like.band_names)
     block = tile_size if tile_size % OUTPUT_BLOCK_MULTIPLE == 0 else None
-    with raster.AtomicGeoTiff(output, info.grid, band_count,
-                              raster.OutputEncoding.like(info), names, block) as out:
-        process_tiled(specs, out, function, halo, tile_size, progress, is_canceled)
+    with raster.AtomicGeoTiff(output, like.grid, band_count,
+                              raster.OutputEncoding.like(like), names, block) as out:
+        process_tiled(sources, out, function, halo, tile_size, progress, is_canceled)
     return output
 
 

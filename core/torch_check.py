@@ -20,11 +20,3 @@ def require_torch():
     except ImportError as exc:
         raise TorchMissing(INSTALL_HINT.format(python=sys.executable)) from exc
     return torch
-
-
-def torch_available() -> bool:
-    try:
-        require_torch()
-    except TorchMissing:
-        return False
-    return True

@@ -27,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import raster, tiling
+from . import raster, stfnet, stfnet_fields, tiling
 from .errors import InputError
 from .models import FORMAT_VERSION, build_model, resolve_architecture, save_model
 from .torch_check import require_torch
@@ -176,30 +176,30 @@ def stfnet_examples(pairs, scale_ratio: float, is_canceled=None, seed: int = 0,
                     **physics) -> List[Tuple[np.ndarray, np.ndarray]]:
     """(features (bands, C, H, W), target (bands, 1, H, W)) for every ordered couple of dates.
 
-    Features are those of ``fusion.stfnet_inputs`` (candidates shrunk by the scene's
+    Features are those of ``stfnet.stfnet_inputs`` (candidates shrunk by the scene's
     unmixing confidence, as at fuse time); the target is (F_j - F_i) / band scale, NaN where
     invalid.
     """
-    from . import fusion
-    from . import _fusion_fast as fast
     torch = require_torch()
-    opts = dict(fusion.STFNET_DEFAULTS)
+    opts = dict(stfnet.PHYSICS_DEFAULTS)
     opts.update(physics)
-    s = max(1, int(round(scale_ratio)))
+    block = max(1, int(round(scale_ratio)))
+    as_tensor = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa
     examples = []
     for scene in _as_scenes(pairs):
         for (fi, ci), (fj, cj) in itertools.permutations(scene, 2):
             tiling.check_canceled(is_canceled)
-            st = fusion._pair_stats([fi], [ci], [cj], scale_ratio, int(opts["classes"]), seed)
-            tt = st.tensors(torch, "cpu")
-            t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))  # noqa
+            stats = stfnet.pair_stats([fi], [ci], [cj], scale_ratio, int(opts["classes"]),
+                                      seed)
+            stats_t = stats.tensors(torch, "cpu")
             valid = raster.valid_mask(fi, ci, cj, fj)
             coarse = valid.sum() / float(scale_ratio) ** 2
-            alpha = fusion.unmixing_confidence(coarse, len(st.centres), int(opts["window"]))
-            pair = fast.PairFields(t(fi), t(ci), t(cj), tt, s, int(opts["window"]),
-                                   float(opts["ridge"]), float(opts["eps"]), alpha)
-            x = fusion.stfnet_inputs(torch, pair, t(fi), tt["band_scale"]).numpy()
-            y = (fj - fi) / st.band_scale[:, None, None]
+            alpha = stfnet.unmixing_confidence(coarse, len(stats.centres), int(opts["window"]))
+            pair = stfnet_fields.PairFields(as_tensor(fi), as_tensor(ci), as_tensor(cj),
+                                            stats_t, block, int(opts["window"]),
+                                            float(opts["ridge"]), float(opts["eps"]), alpha)
+            x = stfnet.stfnet_inputs(torch, pair, as_tensor(fi), stats_t["band_scale"]).numpy()
+            y = (fj - fi) / stats.band_scale[:, None, None]
             y = np.where(valid, y, np.nan).astype(np.float32)[:, None]
             examples.append((np.ascontiguousarray(x, dtype=np.float32), y))
     if not examples:
@@ -316,17 +316,17 @@ class TrainResult:
 
 def _read_pairs(pairs, log):
     """Windows of every (fine, coarse) GeoTIFF pair of one grid: whole images when small, else
-    at most ``fusion.PREPARE_MAX_WINDOWS`` windows of ``fusion.PREPARE_WINDOW`` pixels at the
+    at most ``tiling.SAMPLE_MAX_WINDOWS`` windows of ``tiling.SAMPLE_WINDOW`` pixels at the
     same places in every date (bounded memory). Returns (windows per date, info, ratio)."""
-    from . import fusion, raster
+    from .fusion import scale_ratio_for   # the scale-ratio rule (its own module soon)
     if not pairs:
         raise ValueError("give at least one (fine, coarse) pair")
     info = raster.check_same_grid(pairs[0][0], [p for pair in pairs for p in pair])
-    ratio = fusion.scale_ratio_for(info)
-    wins = fusion._sample_windows((info.grid.height, info.grid.width),
+    ratio = scale_ratio_for(info)
+    wins = tiling.sample_windows((info.grid.height, info.grid.width),
                                   align=max(1, int(round(ratio))))
     if log and len(wins) > 1:
-        log(f"large rasters: training on {len(wins)} windows of {fusion.PREPARE_WINDOW} px")
+        log(f"large rasters: training on {len(wins)} windows of {tiling.SAMPLE_WINDOW} px")
     dates = [[(raster.read_window(f, x0, y0, w, h), raster.read_window(c, x0, y0, w, h))
               for (y0, x0, h, w) in wins] for f, c in pairs]
     return dates, info, ratio

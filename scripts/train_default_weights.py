@@ -88,7 +88,7 @@ def train_weights(data: Path, exclude=(), seed: int = 0, progress=None):
         "training_data": "all ordered date couples of: " + "; ".join(used),
         "excluded_sites": list(exclude),
         "trained": True,
-        # leave-one-site-out benchmarks (benchmarks/fusion_accuracy.py): the softmax
+        # leave-one-site-out benchmarks (benchmarks/default_model_ablation.py): the softmax
         # blending CNN is never worse than the FSDAF-style candidate on unseen sites and
         # slightly better on cia, so fusion uses it by default
         "use_cnn_by_default": USE_CNN_BY_DEFAULT,

@@ -1,8 +1,10 @@
 """Numerics of the classic baselines (STARFM, FSDAF) on small synthetic arrays."""
+from functools import partial
+
 import numpy as np
 import pytest
 
-from stfusion.core import fsdaf, raster, starfm, tiling
+from stfusion.core import fsdaf, methods, raster, starfm, tiling
 
 BLOCK = 8   # coarse pixel of the synthetic scenes, in fine pixels
 
@@ -40,12 +42,17 @@ STARFM_SMALL = starfm.StarfmParams(window=9)
 FSDAF_SMALL = fsdaf.FsdafParams(scale_ratio=BLOCK, window=9, tps_radius=1)
 
 
+def predict(method, f1, c1, c2, f3=None, c3=None, params=None, **keywords):
+    """Whole-array run of a registered method (prepare + the tiled driver)."""
+    return methods.fuse_arrays(method, params, f1, c1, c2, f3, c3, **keywords)
+
+
 def test_no_change_gives_f1():
     f1 = patches()
     c1 = block_mean(f1)
-    out = starfm.predict(f1, c1, c1.copy(), params=STARFM_SMALL)
+    out = predict("starfm", f1, c1, c1.copy(), params=STARFM_SMALL)
     np.testing.assert_allclose(out, f1, atol=1e-6)
-    out = fsdaf.predict(f1, c1, c1.copy(), params=FSDAF_SMALL)
+    out = predict("fsdaf", f1, c1, c1.copy(), params=FSDAF_SMALL)
     np.testing.assert_allclose(out, f1, atol=1e-6)
 
 
@@ -54,9 +61,9 @@ def test_uniform_change_is_added():
     c1 = block_mean(f1)
     change = np.array([0.02, -0.03, 0.05], np.float32)[:, None, None]
     c2 = c1 + change
-    out = starfm.predict(f1, c1, c2, params=STARFM_SMALL)
+    out = predict("starfm", f1, c1, c2, params=STARFM_SMALL)
     np.testing.assert_allclose(out, f1 + change, atol=1e-5)
-    out = fsdaf.predict(f1, c1, c2, params=FSDAF_SMALL)
+    out = predict("fsdaf", f1, c1, c2, params=FSDAF_SMALL)
     np.testing.assert_allclose(out, f1 + change, atol=1e-5)
 
 
@@ -66,8 +73,8 @@ def test_nan_pixels_propagate():
     c1[:, 30:33, 40:42] = np.nan
     c2[0, 50, 60] = np.nan
     invalid = ~raster.valid_mask(f1, c1, c2)
-    for out in (starfm.predict(f1, c1, c2, params=STARFM_SMALL),
-                fsdaf.predict(f1, c1, c2, params=FSDAF_SMALL)):
+    for out in (predict("starfm", f1, c1, c2, params=STARFM_SMALL),
+                predict("fsdaf", f1, c1, c2, params=FSDAF_SMALL)):
         assert np.isnan(out[:, invalid]).all()
         assert np.isfinite(out[:, ~invalid]).all()
 
@@ -76,9 +83,10 @@ def test_tiled_equals_untiled():
     f1, c1, c2 = smooth_scene()
     f1[:, 20:23, 5:9] = np.nan
     f3, c3 = f1 + 0.01, c1 + 0.012
-    for method, kwargs in ((starfm.predict, {"params": STARFM_SMALL}),
-                           (starfm.predict, {"f3": f3, "c3": c3, "params": STARFM_SMALL}),
-                           (fsdaf.predict, {"params": FSDAF_SMALL})):
+    for method, kwargs in ((partial(predict, "starfm"), {"params": STARFM_SMALL}),
+                           (partial(predict, "starfm"),
+                            {"f3": f3, "c3": c3, "params": STARFM_SMALL}),
+                           (partial(predict, "fsdaf"), {"params": FSDAF_SMALL})):
         whole = method(f1, c1, c2, tile_size=None, **kwargs)
         tiled = method(f1, c1, c2, tile_size=20, **kwargs)
         np.testing.assert_allclose(tiled, whole, atol=1e-5)
@@ -88,13 +96,13 @@ def test_tiled_equals_untiled():
 def test_halo_covers_dependencies():
     """A pixel's prediction does not change when data beyond the halo changes."""
     f1, c1, c2 = smooth_scene(rows=64, cols=64)
-    state = fsdaf.prepare(f1, c1, c2, FSDAF_SMALL)
-    h = fsdaf.halo(FSDAF_SMALL)
+    state = methods.prepare("fsdaf", [(f1, c1)], c2, FSDAF_SMALL)
+    h = fsdaf.halo(state)
     y, x = 32, 32   # a pixel whose window [y-h, y+h] stays inside the image
     window = (slice(None), slice(y - h, y + h + 1), slice(x - h, x + h + 1))
-    small = fsdaf.predict_tile(state, f1[window], c1[window], c2[window],
-                               origin=(x - h, y - h), halo=h)
-    big = fsdaf.predict_tile(state, f1, c1, c2, origin=(0, 0))
+    small = fsdaf.predict_window(state, f1[window], c1[window], c2[window],
+                                 origin=(x - h, y - h), margin=h)
+    big = fsdaf.predict_window(state, f1, c1, c2, origin=(0, 0))
     np.testing.assert_allclose(small[:, h, h], big[:, y, x], atol=1e-6)
 
 
@@ -105,36 +113,36 @@ def test_two_pair_starfm():
     # both pairs consistent with the same change: the prediction is F1 + change
     c2 = c1 + change
     f3, c3 = f1 + 2 * change, c1 + 2 * change
-    out = starfm.predict(f1, c1, c2, f3, c3, params=STARFM_SMALL)
+    out = predict("starfm", f1, c1, c2, f3, c3, params=STARFM_SMALL)
     np.testing.assert_allclose(out, f1 + change, atol=1e-5)
 
     # a duplicated pair changes nothing (same candidates, doubled weights)
     f1, c1, c2 = smooth_scene()
     params = starfm.StarfmParams(window=9, temporal_filter=True)
-    one = starfm.predict(f1, c1, c2, params=params)
-    two = starfm.predict(f1, c1, c2, f1, c1, params=params)
+    one = predict("starfm", f1, c1, c2, params=params)
+    two = predict("starfm", f1, c1, c2, f1, c1, params=params)
     np.testing.assert_allclose(two, one, atol=1e-5)
 
     # two different pairs: a weighted combination of the two one-pair predictions,
     # closer to the pair whose coarse image is nearer to t2
     f3 = f1 + 0.02
     c3 = c2 + 0.001
-    a = starfm.predict(f1, c1, c2, params=params)
-    b = starfm.predict(f3, c3, c2, params=params)
-    both = starfm.predict(f1, c1, c2, f3, c3, params=params)
+    a = predict("starfm", f1, c1, c2, params=params)
+    b = predict("starfm", f3, c3, c2, params=params)
+    both = predict("starfm", f1, c1, c2, f3, c3, params=params)
     assert np.mean(np.abs(both - b)) < np.mean(np.abs(both - a))
     with pytest.raises(ValueError):
-        starfm.predict(f1, c1, c2, f3, None)
+        predict("starfm", f1, c1, c2, f3, None)
 
 
 def test_cancel_and_progress():
     f1, c1, c2 = smooth_scene()
     seen = []
-    starfm.predict(f1, c1, c2, params=STARFM_SMALL, tile_size=20, progress=seen.append)
+    predict("starfm", f1, c1, c2, params=STARFM_SMALL, tile_size=20, progress=seen.append)
     assert seen and seen[-1] == pytest.approx(1.0)
     assert all(b >= a for a, b in zip(seen, seen[1:]))
     with pytest.raises(tiling.Canceled):
-        fsdaf.predict(f1, c1, c2, params=FSDAF_SMALL, is_canceled=lambda: True)
+        predict("fsdaf", f1, c1, c2, params=FSDAF_SMALL, is_canceled=lambda: True)
 
 
 def test_fuse_files_matches_arrays(tmp_path):
@@ -143,23 +151,23 @@ def test_fuse_files_matches_arrays(tmp_path):
     paths = []
     for name, image in (("f1", f1), ("c1", c1), ("c2", c2)):
         paths.append(raster.write_raster(str(tmp_path / f"{name}.tif"), image, grid))
-    for module, params in ((starfm, STARFM_SMALL), (fsdaf, FSDAF_SMALL)):
-        out = str(tmp_path / f"{module.__name__.rsplit('.', 1)[-1]}.tif")
-        module.fuse_files(*paths, out, params=params, tile_size=24)
-        expected = module.predict(f1, c1, c2, params=params)
+    for method, params in (("starfm", STARFM_SMALL), ("fsdaf", FSDAF_SMALL)):
+        out = str(tmp_path / f"{method}.tif")
+        methods.fuse_files(method, params, *paths, out, tile_size=24)
+        expected = predict(method, f1, c1, c2, params=params)
         np.testing.assert_allclose(raster.read_raster(out), expected, atol=1e-5)
 
 
 def test_class_change_unmixing_recovers_class_changes():
     f1 = patches(64, 64)
     c1 = block_mean(f1)
-    state = fsdaf.prepare(f1, c1, c1, FSDAF_SMALL)
+    state = methods.prepare("fsdaf", [(f1, c1)], c1, FSDAF_SMALL)
     labels = fsdaf.classify(f1, state.centers)
     truth = np.array([0.04, -0.02, 0.0, 0.06], np.float32)   # change per class
     f2 = f1 + truth[labels][None]
-    state = fsdaf.prepare(f1, c1, block_mean(f2), FSDAF_SMALL)
+    state = methods.prepare("fsdaf", [(f1, c1)], block_mean(f2), FSDAF_SMALL)
     np.testing.assert_allclose(state.class_change, np.repeat(truth[None], 3, 0), atol=1e-5)
-    out = fsdaf.predict(f1, c1, block_mean(f2), params=FSDAF_SMALL)
+    out = predict("fsdaf", f1, c1, block_mean(f2), params=FSDAF_SMALL)
     assert np.sqrt(np.mean((out - f2) ** 2)) < 1e-4
 
 

@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from stfusion.core import fusion, models, training  # noqa: E402
+from stfusion.core import fusion, methods, models, stfnet, training  # noqa: E402
 
 
 def scene(seed=0, bands=3, size=64, ratio=8):
@@ -27,10 +27,10 @@ def scene(seed=0, bands=3, size=64, ratio=8):
 def test_tiled_equals_untiled_stfnet():
     f1, c1, c2, _ = scene()
     model = models.build_model("stfnet")
-    state = fusion.prepare(model, {"architecture": "stfnet"}, f1, c1, c2, scale_ratio=8,
+    state = fusion.prepare(model, {"architecture": "stfnet"}, [(f1, c1)], c2, scale_ratio=8,
                            use_cnn=True)
-    whole = fusion.fuse_arrays(state, f1, c1, c2)
-    tiled = fusion.fuse_arrays(state, f1, c1, c2, tile_size=24)
+    whole = methods.predict_arrays(state, f1, c1, c2)
+    tiled = methods.predict_arrays(state, f1, c1, c2, tile_size=24)
     assert np.nanmax(np.abs(whole - tiled)) < 1e-5
     assert np.isnan(whole).sum() == np.isnan(tiled).sum() == 0
 
@@ -38,24 +38,24 @@ def test_tiled_equals_untiled_stfnet():
 def test_tiled_equals_untiled_two_pairs_and_paper():
     f1, c1, c2, f2 = scene(1)
     f3, c3 = f2 + 0.01, c2 + 0.01
-    state = fusion.prepare(None, {"architecture": "stfnet"}, f1, c1, c2, f3, c3,
+    state = fusion.prepare(None, {"architecture": "stfnet"}, [(f1, c1), (f3, c3)], c2,
                            scale_ratio=8, use_cnn=False)
-    a = fusion.fuse_arrays(state, f1, c1, c2, f3, c3)
-    b = fusion.fuse_arrays(state, f1, c1, c2, f3, c3, tile_size=20)
+    a = methods.predict_arrays(state, f1, c1, c2, f3, c3)
+    b = methods.predict_arrays(state, f1, c1, c2, f3, c3, tile_size=20)
     assert np.nanmax(np.abs(a - b)) < 1e-5
     paper = models.build_model("paper", 3)
-    pstate = fusion.prepare(paper, {"architecture": "paper", "band_count": 3}, f1, c1, c2,
-                            f3, c3, scale_ratio=8)
-    a = fusion.fuse_arrays(pstate, f1, c1, c2, f3, c3)
-    b = fusion.fuse_arrays(pstate, f1, c1, c2, f3, c3, tile_size=20)
+    pstate = fusion.prepare(paper, {"architecture": "paper", "band_count": 3},
+                            [(f1, c1), (f3, c3)], c2, scale_ratio=8)
+    a = methods.predict_arrays(pstate, f1, c1, c2, f3, c3)
+    b = methods.predict_arrays(pstate, f1, c1, c2, f3, c3, tile_size=20)
     assert np.nanmax(np.abs(a - b)) < 1e-5
 
 
 def test_physics_prior_beats_coarse_change_on_class_change():
     f1, c1, c2, f2 = scene(2)
-    state = fusion.prepare(None, {"architecture": "stfnet"}, f1, c1, c2, scale_ratio=8,
+    state = fusion.prepare(None, {"architecture": "stfnet"}, [(f1, c1)], c2, scale_ratio=8,
                            use_cnn=False)
-    pred = fusion.fuse_arrays(state, f1, c1, c2)
+    pred = methods.predict_arrays(state, f1, c1, c2)
     err = np.sqrt(np.mean((pred - f2) ** 2))
     naive = np.sqrt(np.mean((f1 + c2 - c1 - f2) ** 2))
     assert err < naive
@@ -66,8 +66,8 @@ def test_nan_propagation():
     f1[0, 5, 7] = np.nan
     c2[:, 30:33, 40] = np.nan
     state = fusion.prepare(models.build_model("stfnet"), {"architecture": "stfnet"},
-                           f1, c1, c2, scale_ratio=8, use_cnn=True)
-    out = fusion.fuse_arrays(state, f1, c1, c2, tile_size=32)
+                           [(f1, c1)], c2, scale_ratio=8, use_cnn=True)
+    out = methods.predict_arrays(state, f1, c1, c2, tile_size=32)
     assert np.isnan(out[:, 5, 7]).all() and np.isnan(out[:, 30:33, 40]).all()
     assert np.isfinite(out).sum() == out.size - 3 * (1 + 3)
 
@@ -194,17 +194,17 @@ def test_fuse_files_paper_and_summary(tmp_path):
 
 def test_small_scene_falls_back_to_guided_coarse_change():
     f1, c1, c2, f2 = scene(9, size=16)            # 4 coarse pixels < 8 classes
-    st = fusion.prepare(None, {"architecture": "stfnet"}, f1, c1, c2, scale_ratio=8,
+    st = fusion.prepare(None, {"architecture": "stfnet"}, [(f1, c1)], c2, scale_ratio=8,
                         use_cnn=False)
     assert st.alpha == 0.0
-    pred = fusion.fuse_arrays(st, f1, c1, c2)
-    from stfusion.core import _fusion_fast as fast
+    pred = methods.predict_arrays(st, f1, c1, c2)
+    from stfusion.core import stfnet_fields as fields
     t = lambda a: torch.from_numpy(a)  # noqa: E731
-    pair = fast.PairFields(t(f1), t(c1), t(c2), st.pairs[0].tensors(torch, "cpu"), 8)
+    pair = fields.PairFields(t(f1), t(c1), t(c2), st.pairs[0].tensors(torch, "cpu"), 8)
     gd = torch.stack([pair.band(j)["gd"] for j in range(len(f1))]).numpy()
     np.testing.assert_allclose(pred, f1 + gd, atol=1e-6)
-    assert fusion.unmixing_confidence(1000, 8, 5) == 1.0
-    assert 0 < fusion.unmixing_confidence(15, 8, 5) < 1
+    assert stfnet.unmixing_confidence(1000, 8, 5) == 1.0
+    assert 0 < stfnet.unmixing_confidence(15, 8, 5) < 1
 
 
 def test_default_beats_coarse_change_on_sample(tmp_path):
@@ -226,20 +226,41 @@ def test_architecture_alias_and_device():
     assert models.resolve_architecture("default") == models.DEFAULT_ARCHITECTURE
     assert isinstance(models.build_model("default"), models.STFNet)
     f1, c1, c2, _ = scene(10, size=32)
-    st = fusion.prepare(None, {"architecture": "default"}, f1, c1, c2, scale_ratio=8,
+    st = fusion.prepare(None, {"architecture": "default"}, [(f1, c1)], c2, scale_ratio=8,
                         use_cnn=True, device="cpu")
-    assert st.architecture == "stfnet" and next(st.model.parameters()).device.type == "cpu"
+    assert st.METHOD == "stfnet" and next(st.model.parameters()).device.type == "cpu"
 
 
 def test_classify_picks_the_nearest_standardised_centre():
-    from stfusion.core import _fusion_fast as fast
+    from stfusion.core import stfnet_fields as fields
     rng = np.random.default_rng(4)
     f = rng.uniform(0, 0.5, (4, 30, 20)).astype(np.float32)
     centres = rng.normal(0, 1, (6, 4)).astype(np.float32)
     centres[5] = centres[2]                       # a tie: the first centre wins
     mean, std = f.mean((1, 2)), f.std((1, 2))
-    labels = fast.classify(*(torch.from_numpy(a) for a in (f, centres, mean, std))).numpy()
+    labels = fields.classify(*(torch.from_numpy(a) for a in (f, centres, mean, std))).numpy()
     x = ((f - mean[:, None, None]) / std[:, None, None]).reshape(4, -1).T
     distances = ((x[:, None, :] - centres[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(labels.ravel(), distances.argmin(1))
     assert 2 in labels and 5 not in labels
+
+
+@pytest.mark.parametrize("name", ["stfnet", "paper", "starfm", "fsdaf"])
+def test_every_method_follows_the_protocol(name):
+    """Each registered method: a small picklable state, a halo that is a multiple of its
+    tile multiple, and tiled == untiled through the one driver."""
+    from stfusion.core import fsdaf, paper_dcnn, starfm, stfnet
+    f1, c1, c2, _ = scene(11, size=48)
+    settings = {"stfnet": stfnet.StfnetSettings(models.build_model("stfnet"), 8.0),
+                "paper": paper_dcnn.PaperSettings(models.build_model("paper", 3), 8.0),
+                "starfm": starfm.StarfmParams(window=9),
+                "fsdaf": fsdaf.FsdafParams(scale_ratio=8, window=9, tps_radius=1)}[name]
+    state = methods.prepare(name, [(f1, c1)], c2, settings)
+    module = methods.method(name)
+    assert state.METHOD == name and module.halo(state) % module.tile_multiple(state) == 0
+    copy = pickle.loads(pickle.dumps(state))
+    assert len(pickle.dumps(state)) < 1_000_000        # the paper DCNN: ~220 kB
+    whole = methods.predict_arrays(copy, f1, c1, c2)
+    tiled = methods.predict_arrays(state, f1, c1, c2, tile_size=16)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+    assert np.isfinite(whole).all()

@@ -288,8 +288,7 @@ def test_html_helpers_and_png():
 
 
 def test_training_and_fusion_reports(tmp_path):
-    history = [{"epoch": 1, "train_loss": 0.5, "val_loss": 0.6},
-               {"epoch": 2, "train_loss": 0.3, "val_loss": 0.4}]
+    history = {"train_loss": [0.5, 0.3], "val_loss": [0.6, 0.4], "epochs": 2}
     paths = report.write_training_report(str(tmp_path / "train.html"), {"epochs": 2}, history)
     text = Path(paths.html).read_text(encoding="utf-8")
     assert text.count("<polyline") == 2 and "val_loss" in text

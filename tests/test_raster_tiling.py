@@ -1,6 +1,7 @@
 """Raster I/O and the tiled driver: values, nodata, atomic writes, seamless tiles."""
 import os
 import platform
+import pickle
 
 import numpy as np
 import pytest
@@ -84,7 +85,7 @@ def test_tiled_processing_is_seamless_and_propagates_nodata(tmp_path):
     out_path = str(tmp_path / "out.tif")
     fractions = []
     with raster.AtomicGeoTiff(out_path, GRID, 2) as out:
-        tiling.process_tiled([tiling.InputSpec(path)], out, neighbourhood_mean, halo=2,
+        tiling.process_tiled([raster.RasterSource(path)], out, neighbourhood_mean, halo=2,
                              tile_size=8, progress=fractions.append)
     np.testing.assert_allclose(raster.read_raster(out_path), expected, atol=1e-6)
     assert len(fractions) == tiling.tile_count(37, 23, 8) == 15 and fractions[-1] == 1.0
@@ -95,7 +96,7 @@ def test_cancel_between_tiles_leaves_no_output(tmp_path):
     calls = []
     with pytest.raises(tiling.Canceled):
         with raster.AtomicGeoTiff(str(tmp_path / "out.tif"), GRID, 1) as out:
-            tiling.process_tiled([tiling.InputSpec(path)], out, lambda a: a, tile_size=8,
+            tiling.process_tiled([raster.RasterSource(path)], out, lambda a: a, tile_size=8,
                                  is_canceled=lambda: len(calls) > 2,
                                  progress=calls.append)
     assert sorted(os.listdir(tmp_path)) == ["in.tif"]
@@ -137,3 +138,16 @@ def test_process_files_writes_one_block_per_tile(tmp_path):
 def test_free_heap_pages_are_released_between_tiles():
     assert tiling._MALLOC_TRIM is not None
     tiling.release_free_memory()
+
+
+def test_sources_serve_windows_with_nan_outside_and_pickle(tmp_path):
+    values = np.random.default_rng(4).uniform(0, 0.5, (2, 23, 37)).astype(np.float32)
+    path = raster.write_raster(str(tmp_path / "s.tif"), values, GRID, INT16)
+    stored = raster.read_raster(path)
+    for source in (raster.RasterSource(path), raster.ArraySource(stored)):
+        window = source.window(-3, 20, 10, 6)             # reaches out left and below
+        assert window.shape == (2, 6, 10) and (source.width, source.height) == (37, 23)
+        np.testing.assert_array_equal(window[:, :3, 3:], stored[:, 20:23, 0:7])
+        assert np.isnan(window[:, :, :3]).all() and np.isnan(window[:, 3:]).all()
+        copy = pickle.loads(pickle.dumps(source))          # travels to another process
+        np.testing.assert_array_equal(copy.window(5, 5, 4, 4), stored[:, 5:9, 5:9])

@@ -5,7 +5,7 @@ Each (case, method) runs in a fresh subprocess through the same file-based core 
 Processing algorithms call, so its time and peak RSS are its own; accuracy is scored with the
 project's evaluate code (``core.metrics.evaluate_files``) against the real fine image of t2.
 
-    python benchmarks/accuracy.py [--data ../shared/data] [--methods ...] [--out FILE]
+    python benchmarks/accuracy_real_data.py [--data ../shared/data] [--methods ...] [--out FILE]
 
 Writes a Markdown table (default ``benchmarks/results/accuracy.md``).
 """
@@ -20,15 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "plugins"))
+sys.path.insert(0, str(ROOT / "scripts"))
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "accuracy.md"
 METHODS = ("copy", "coarse_change", "starfm", "fsdaf", "fuse", "fuse_paper")
 LABELS = {"copy": "F1 copy", "coarse_change": "F1 + (C2 - C1)", "starfm": "STARFM",
           "fsdaf": "FSDAF", "fuse": "fuse (default)", "fuse_paper": "fuse (paper DCNN)"}
-# coarse pixel / fine pixel: cia is 500 m MODIS on 50 m, lgc_flood's coarse images are
-# 16 x 16 block means, kranj is ~463 m MODIS on 30 m
-SCALE_RATIO = {"cia": 10.0, "lgc_flood": 16.0, "kranj": 16.0}
-# the published Python implementations, same cases (ACCURACY_NOTES.md)
+# the published Python implementations, same cases (../shared/ACCURACY_NOTES.md)
 REFERENCE_RMSE = {"FSDAF (public Python)": {"cia 0": 0.0337, "cia 1": 0.0353, "cia 2": 0.0434,
                                             "lgc_flood 0": 0.0201, "lgc_flood 1": 0.0156},
                   "starfm4py": {"cia 0": 0.0361, "cia 1": 0.0380, "cia 2": 0.0473,
@@ -38,13 +36,15 @@ REFERENCE_RMSE = {"FSDAF (public Python)": {"cia 0": 0.0337, "cia 1": 0.0353, "c
 REFERENCE_SECONDS = {("fsdaf", "cia"): 21.0, ("fsdaf", "lgc_flood"): 73.0,
                      ("starfm", "cia"): 80.0, ("starfm", "lgc_flood"): 105.0}
 
+# coarse pixel / fine pixel of each site (the ones the shipped weights were trained with)
+from train_default_weights import SITE_RATIO  # noqa: E402
 
 def cases(data: Path):
     for folder in sorted(p.parent for p in data.glob("*/dataset.json")):
         description = json.loads((folder / "dataset.json").read_text())
         for index, case in enumerate(description["cases"]):
             t1 = case["t1"]
-            yield {"name": f"{folder.name} {index}", "ratio": SCALE_RATIO.get(
+            yield {"name": f"{folder.name} {index}", "ratio": SITE_RATIO.get(
                        folder.name, 500.0 / float(description["pixel_size_m"])),
                    "fine_t1": str(folder / description["fine"][t1[0]]),
                    "coarse_t1": str(folder / description["coarse"][t1[0]]),
@@ -56,7 +56,7 @@ def cases(data: Path):
 
 
 def run_method(method: str, case: dict, output: str) -> None:
-    from stfusion.core import fsdaf, fusion, raster, starfm
+    from stfusion.core import fsdaf, fusion, methods, raster, starfm
     pair3 = dict(fine_t3=case["fine_t3"], coarse_t3=case["coarse_t3"])
     if method in ("copy", "coarse_change"):
         f1 = raster.read_raster(case["fine_t1"])
@@ -65,10 +65,11 @@ def run_method(method: str, case: dict, output: str) -> None:
         info = raster.raster_info(case["fine_t1"])
         raster.write_raster(output, f1, info.grid, raster.OutputEncoding.like(info))
     elif method == "starfm":
-        starfm.fuse_files(case["fine_t1"], case["coarse_t1"], case["coarse_t2"], output, **pair3)
+        methods.fuse_files("starfm", starfm.StarfmParams(), case["fine_t1"], case["coarse_t1"],
+                           case["coarse_t2"], output, **pair3)
     elif method == "fsdaf":
-        fsdaf.fuse_files(case["fine_t1"], case["coarse_t1"], case["coarse_t2"], output,
-                         params=fsdaf.FsdafParams(scale_ratio=case["ratio"]))
+        methods.fuse_files("fsdaf", fsdaf.FsdafParams(scale_ratio=case["ratio"]),
+                           case["fine_t1"], case["coarse_t1"], case["coarse_t2"], output)
     else:
         fusion.fuse_files(case["fine_t1"], case["coarse_t1"], case["coarse_t2"], output,
                           scale_ratio=case["ratio"],

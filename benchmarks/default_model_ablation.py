@@ -1,6 +1,6 @@
 """Accuracy of the fusion models on every case of ../shared/data (Markdown table).
 
-Usage: python benchmarks/fusion_accuracy.py [--data DIR] [--out FILE] [--paper-patches N]
+Usage: python benchmarks/default_model_ablation.py [--data DIR] [--out FILE] [--paper-patches N]
        [--skip-paper] [--skip-loso]
 
 Rows per case: F1 copy, F1 + (C2 - C1), core/fsdaf.py (one pair), stfnet without the CNN
@@ -12,6 +12,7 @@ pair(s) only (Table 1 settings). RMSE: per band sqrt(mean((F-R)^2)) over pixels 
 inputs and the reference, then mean over bands (reflectance). No method sees the t2 fine image.
 """
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -23,10 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "build" / "plugins"))
 sys.path.insert(0, str(REPO / "scripts"))
 
-from stfusion.core import fsdaf, fusion, raster, training  # noqa: E402
+from stfusion.core import fsdaf, fusion, methods, raster, training  # noqa: E402
 import train_default_weights as tdw  # noqa: E402
 
-TARGETS = {  # FSDAF (one pair) / ESTARFM (two pairs), ACCURACY_NOTES.md
+TARGETS = {  # FSDAF (one pair) / ESTARFM (two pairs), ../shared/ACCURACY_NOTES.md
     "cia 0": 0.0337, "cia 1": 0.0353, "cia 2": 0.0434, "cia 3": 0.0285,
     "lgc_flood 0": 0.0201, "lgc_flood 1": 0.0156}
 
@@ -75,35 +76,36 @@ def run(data: Path, paper_patches: int, skip_paper: bool, skip_loso: bool):
         ins = [a for a in (f1, c1, c2, f3, c3) if a is not None]
         r = {"case": c["name"], "F1 copy": rmse(f1, ref, *ins),
              "F1+dC": rmse(f1 + c2 - c1, ref, *ins)}
+        pairs = [(f1, c1)] + ([(f3, c3)] if f3 is not None else [])
         if f3 is None:
-            fs = fsdaf.predict(f1, c1, c2, params=fsdaf.FsdafParams(scale_ratio=c["ratio"]))
+            fs = methods.fuse_arrays("fsdaf", fsdaf.FsdafParams(scale_ratio=c["ratio"]),
+                                     f1, c1, c2)
             r["core/fsdaf.py"] = rmse(fs, ref, *ins)
         meta = {"architecture": "stfnet"}
-        pred, t = timed(lambda: fusion.fuse_arrays(
-            fusion.prepare(None, meta, f1, c1, c2, f3, c3, scale_ratio=c["ratio"],
-                           use_cnn=False), f1, c1, c2, f3, c3))
+        pred, t = timed(lambda: methods.predict_arrays(
+            fusion.prepare(None, meta, pairs, c2, scale_ratio=c["ratio"], use_cnn=False),
+            f1, c1, c2, f3, c3))
         r["stfnet, no CNN"], r["time default s"] = rmse(pred, ref, *ins), t
         if f3 is not None:   # ablation: first pair only / plain mean of the two pairs
-            st = fusion.prepare(None, meta, f1, c1, c2, f3, c3, scale_ratio=c["ratio"],
-                                use_cnn=False)
-            pa = fusion.fuse_tile(st, f1, c1, c2)
-            st1 = fusion.FusionState(**{**st.__dict__, "pairs": [st.pairs[1]]})
-            pb = fusion.fuse_tile(st1, f3, c3, c2)
+            state = fusion.prepare(None, meta, pairs, c2, scale_ratio=c["ratio"],
+                                   use_cnn=False)
+            pa = methods.predict_arrays(state, f1, c1, c2)
+            pb = methods.predict_arrays(dataclasses.replace(state, pairs=state.pairs[1:]),
+                                        f3, c3, c2)
             r["2-pair: t1 pair only"] = rmse(pa, ref, *ins)
             r["2-pair: plain mean"] = rmse((pa + pb) / 2, ref, *ins)
         if c["site"] in loso:
             model, lmeta = loso[c["site"]]
-            pred = fusion.fuse_arrays(fusion.prepare(model, lmeta, f1, c1, c2, f3, c3,
-                                                     scale_ratio=c["ratio"], use_cnn=True),
-                                      f1, c1, c2, f3, c3)
+            pred = methods.predict_arrays(fusion.prepare(model, lmeta, pairs, c2,
+                                                         scale_ratio=c["ratio"], use_cnn=True),
+                                          f1, c1, c2, f3, c3)
             r["stfnet + CNN (LOSO weights)"] = rmse(pred, ref, *ins)
         if not skip_paper:
-            pairs = [(f1, c1)] + ([(f3, c3)] if f3 is not None else [])
             (model, hist), tt = timed(lambda: training.train(pairs, "paper", epochs=50,
                                                              max_patches=paper_patches))
             pmeta = {"architecture": "paper", "band_count": f1.shape[0]}
-            pred, tf = timed(lambda: fusion.fuse_arrays(fusion.prepare(
-                model, pmeta, f1, c1, c2, f3, c3, scale_ratio=c["ratio"]), f1, c1, c2, f3, c3))
+            pred, tf = timed(lambda: methods.predict_arrays(fusion.prepare(
+                model, pmeta, pairs, c2, scale_ratio=c["ratio"]), f1, c1, c2, f3, c3))
             r["paper (HPM)"], r["time paper s"] = rmse(pred, ref, *ins), tt + tf
         r["target"] = TARGETS.get(c["name"], float("nan"))
         rows.append(r)
@@ -131,7 +133,7 @@ def markdown(rows):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=tdw.DEFAULT_DATA)
-    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "out" / "fusion_accuracy.md")
+    ap.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "default_model_ablation.md")
     ap.add_argument("--paper-patches", type=int, default=2000)
     ap.add_argument("--skip-paper", action="store_true")
     ap.add_argument("--skip-loso", action="store_true")

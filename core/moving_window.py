@@ -1,5 +1,6 @@
-"""Helpers shared by the classic baselines (``starfm``, ``fsdaf``): validity, padding,
-window offsets and block-wise statistics passes over arrays or GeoTIFFs.
+"""Machinery of the moving-window methods (``starfm``, ``fsdaf``): validity and NaN padding,
+the offsets of a window, chunked multi-threaded loops over a tile, and the strip-by-strip
+statistics passes over whole arrays or GeoTIFFs.
 """
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -46,16 +47,6 @@ def nan_pad(image: np.ndarray, before_y: int, after_y: Optional[int] = None,
         return image
     widths = [(0, 0)] * (image.ndim - 2) + [(before_y, after_y), (before_x, after_x)]
     return np.pad(image, widths, mode="constant", constant_values=np.nan)
-
-
-def array_window(image: np.ndarray, x: int, y: int, w: int, h: int) -> np.ndarray:
-    """A window of a (bands, rows, cols) array, NaN outside it (like ``raster.read_window``)."""
-    _, height, width = image.shape
-    out = np.full((image.shape[0], h, w), np.nan, np.float32)
-    rx0, ry0, rx1, ry1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
-    if rx1 > rx0 and ry1 > ry0:
-        out[:, ry0 - y:ry1 - y, rx0 - x:rx1 - x] = image[:, ry0:ry1, rx0:rx1]
-    return out
 
 
 def window_offsets(radius: int) -> List[Tuple[int, int, float]]:
@@ -119,47 +110,17 @@ class BandMoments:
         return np.sqrt(np.maximum(self.s2 / self.n - mean * mean, 0.0))
 
 
-# ---- sources: whole arrays or GeoTIFF paths, read strip by strip -------------------------
-
-class Source:
-    """A set of co-registered images (arrays or paths) read in strips of whole rows."""
-
-    def __init__(self, images: Sequence[Optional[object]],
-                 bands: Optional[Sequence[int]] = None):
-        self.images = list(images)
-        self.bands = bands
-        first = next(im for im in self.images if im is not None)
-        if isinstance(first, np.ndarray):
-            self.height, self.width = first.shape[-2:]
-        else:
-            info = raster.raster_info(str(first))
-            self.height, self.width = info.grid.height, info.grid.width
-
-    def read(self, y0: int, y1: int) -> List[Optional[np.ndarray]]:
-        out = []
-        for im in self.images:
-            if im is None:
-                out.append(None)
-            elif isinstance(im, np.ndarray):
-                out.append(np.asarray(im[:, y0:y1], dtype=np.float32))
-            else:
-                out.append(raster.read_window(str(im), 0, y0, self.width, y1 - y0,
-                                              bands=self.bands))
-        return out
-
-    def strips(self, rows: int = STRIP_ROWS) -> Iterator[Tuple[int, int, List]]:
-        for y0 in range(0, self.height, rows):
-            y1 = min(y0 + rows, self.height)
-            yield y0, y1, self.read(y0, y1)
+def strips(sources: Sequence[Optional[object]], rows: int = STRIP_ROWS
+           ) -> Iterator[Tuple[int, int, List[Optional[np.ndarray]]]]:
+    """(y0, y1, arrays) of strips of ``rows`` whole rows of every source (None stays None):
+    the whole-image statistics passes, memory bounded by one strip."""
+    first = next(source for source in sources if source is not None)
+    for y0 in range(0, first.height, rows):
+        y1 = min(y0 + rows, first.height)
+        yield y0, y1, [None if source is None else source.window(0, y0, first.width, y1 - y0)
+                       for source in sources]
 
 
 def subsample_stride(height: int, width: int, max_pixels: int) -> int:
     """Stride (same along rows and columns) so that about max_pixels pixels are kept."""
     return max(1, int(np.ceil(np.sqrt(height * width / float(max_pixels)))))
-
-
-def sub_progress(progress: Callable[[float], None], start: float,
-                 end: float) -> Callable[[float], None]:
-    def report(fraction: float) -> None:
-        progress(start + (end - start) * min(max(fraction, 0.0), 1.0))
-    return report
