@@ -38,17 +38,17 @@ class CancelAt:
 
 
 def run(method, scene, output, cancel):
-    from stfusion.core import fsdaf, fusion, starfm
+    from stfusion.core import fsdaf, fusion, methods, starfm
     d0, d1 = scene.dates[:2]
     args = (scene.fine[d0], scene.coarse[d0], scene.coarse[d1], output)
     callbacks = dict(progress=cancel.progress, is_canceled=cancel.is_canceled)
     if method == "fuse":
         fusion.fuse_files(*args, scale_ratio=scene.scale_ratio, **callbacks)
     elif method == "starfm":
-        starfm.fuse_files(*args, **callbacks)
+        methods.fuse_files("starfm", starfm.StarfmParams(), *args, **callbacks)
     else:
-        fsdaf.fuse_files(*args, params=fsdaf.FsdafParams(scale_ratio=scene.scale_ratio),
-                         **callbacks)
+        methods.fuse_files("fsdaf", fsdaf.FsdafParams(scale_ratio=scene.scale_ratio), *args,
+                           **callbacks)
 
 
 def main():
