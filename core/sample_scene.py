@@ -58,6 +58,7 @@ CROPS = (
 MODIS_GAIN = (0.96, 1.02, 0.98, 1.04, 0.97, 1.01)
 MODIS_OFFSET = (0.004, -0.003, 0.002, -0.006, 0.005, 0.001)
 MODIS_NOISE = 0.003
+FLOOD_SEASON = 1.5       # the flood covers its area from this point of the season on
 
 
 @dataclass
@@ -176,7 +177,9 @@ def _box_blur(image: np.ndarray, width: int) -> np.ndarray:
     return image
 
 
-def _fine_image(layout: dict, date_index: int, rng: np.random.Generator) -> np.ndarray:
+def _fine_image(layout: dict, season: float, rng: np.random.Generator) -> np.ndarray:
+    """The ground at ``season`` (0, 1, 2: the three dates; in between: interpolated crop
+    fractions; the flood from 1.5 on)."""
     spectra = {name: np.array(value, dtype=np.float32)[:, None, None]
                for name, value in SPECTRA.items()}
     crop = layout["crop"]
@@ -189,9 +192,10 @@ def _fine_image(layout: dict, date_index: int, rng: np.random.Generator) -> np.n
         if fractions is None:
             forest |= where
             continue
-        green[where] = fractions[date_index]
+        fraction = float(np.interp(season, range(len(fractions)), fractions))
+        green[where] = fraction
         # ripening crops turn yellow rather than bare
-        senescent[where] = senescence * (max(fractions) - fractions[date_index])
+        senescent[where] = senescence * (max(fractions) - fraction)
     green = np.clip(green * layout["texture"], 0.0, 1.0)
     soil = np.clip(1.0 - green - senescent, 0.0, 1.0)
     image = (soil * spectra["soil"] * layout["texture"] + green * spectra["vegetation"]
@@ -199,7 +203,7 @@ def _fine_image(layout: dict, date_index: int, rng: np.random.Generator) -> np.n
     image = np.where(forest, spectra["forest"] * layout["texture"], image)
     image = np.where(layout["border"], 0.85 * image + 0.15 * spectra["forest"], image)
     image = np.where(layout["road"], spectra["urban"], image)
-    water = layout["river"] | layout["lake"] | (layout["flood"] & (date_index == 2))
+    water = layout["river"] | layout["lake"] | (layout["flood"] & (season >= FLOOD_SEASON))
     image = np.where(water, spectra["water"], image)
     image = image + rng.normal(0.0, 0.002, size=image.shape).astype(np.float32)
     return np.clip(image, 0.001, 0.9).astype(np.float32)
@@ -303,3 +307,82 @@ def _write_dataset_json(scene: SampleScene, size: int, pixel_size: float) -> Non
     }
     with open(os.path.join(scene.directory, "dataset.json"), "w") as handle:
         json.dump(description, handle, indent=2)
+
+
+# -- a time series: many coarse dates, a few (partly clouded) fine dates -------------------
+SERIES_START = "2021-05-01"
+CLOUD, SHADOW = 4, 2          # cloud-mask codes (as Landsat's cfmask; 0 = clear)
+
+
+@dataclass
+class SampleSeries:
+    """Coarse images on the fine grid for every date, fine images (with clouds drawn in and
+    a cloud mask each) for a few, and the true fine image of every date (``truth``)."""
+    directory: str
+    fine: Dict[str, str] = field(default_factory=dict)
+    masks: Dict[str, str] = field(default_factory=dict)
+    coarse: Dict[str, str] = field(default_factory=dict)
+    truth: Dict[str, str] = field(default_factory=dict)
+
+
+def make_sample_series(directory: str, size: int = 96, coarse_dates: int = 30,
+                       step_days: int = 2, fine_every: int = 6, seed: int = 7,
+                       pixel_size: float = 30.0,
+                       clouds: Dict[int, tuple] = None) -> SampleSeries:
+    """A season of the sample scene: ``coarse_dates`` coarse images ``step_days`` apart, a
+    fine image every ``fine_every``-th date (and the last). ``clouds`` maps a fine image's
+    number to cloud ellipses (centre row, centre col, radius; fractions of the size); by
+    default the 2nd, 4th and 5th fine images are partly clouded. Coarse images are the true
+    image seen through the MODIS point-spread function (no reprojection: quick)."""
+    os.makedirs(os.path.join(directory, "truth"), exist_ok=True)
+    clouds = {1: ((0.3, 0.3, 0.22),), 3: ((0.6, 0.7, 0.25), (0.2, 0.8, 0.1)),
+              4: ((0.5, 0.5, 0.3),)} if clouds is None else clouds
+    rng = np.random.default_rng(seed)
+    layout = _layout(size, rng)
+    grid = _fine_grid(size, pixel_size)
+    start = np.datetime64(SERIES_START)
+    fine_indices = sorted(set(range(0, coarse_dates, fine_every)) | {coarse_dates - 1})
+    series = SampleSeries(directory)
+    footprint = max(1, int(round(MODIS_PIXEL / pixel_size)))
+    for index in range(coarse_dates):
+        date = str(start + np.timedelta64(index * step_days, "D"))
+        truth = _fine_image(layout, 2.0 * index / max(1, coarse_dates - 1), rng)
+        series.truth[date] = _write_fine(os.path.join(directory, "truth",
+                                                      f"landsat_{date}.tif"), truth, grid)
+        series.coarse[date] = _write_fine(
+            os.path.join(directory, f"modis_on_landsat_grid_{date}.tif"),
+            _coarse_view(truth, footprint, rng), grid)
+        if index in fine_indices:
+            number = fine_indices.index(index)
+            mask = _cloud_mask(size, clouds.get(number, ()))
+            series.masks[date] = raster.write_raster(
+                os.path.join(directory, f"cloudmask_{date}.tif"), mask[None].astype(np.float32),
+                grid, raster.OutputEncoding(gdal.GDT_Byte, 255), ("cloud mask",))
+            seen = np.where(mask == CLOUD, np.float32(0.45), truth)
+            seen = np.where(mask == SHADOW, 0.5 * truth, seen)
+            series.fine[date] = _write_fine(os.path.join(directory, f"landsat_{date}.tif"),
+                                            seen, grid)
+    return series
+
+
+def _coarse_view(truth: np.ndarray, footprint: int, rng: np.random.Generator) -> np.ndarray:
+    pad = footprint
+    blurred = np.stack([_box_blur(_box_blur(np.pad(band, pad, mode="reflect"), footprint),
+                                  footprint)[pad:-pad, pad:-pad] for band in truth])
+    gain = np.array(MODIS_GAIN, dtype=np.float32)[:, None, None]
+    offset = np.array(MODIS_OFFSET, dtype=np.float32)[:, None, None]
+    noise = rng.normal(0.0, MODIS_NOISE / footprint, size=blurred.shape).astype(np.float32)
+    return blurred * gain + offset + noise
+
+
+def _cloud_mask(size: int, ellipses) -> np.ndarray:
+    """cfmask-like codes: clouds (round) and their shadows (the same shapes, shifted)."""
+    rows = np.arange(size, dtype=np.float32)[:, None] / size
+    cols = np.arange(size, dtype=np.float32)[None, :] / size
+    mask = np.zeros((size, size), np.uint8)
+    for row, col, radius in ellipses:
+        shadow = (rows - row - 0.08) ** 2 + (cols - col - 0.08) ** 2 < radius ** 2
+        mask[shadow] = SHADOW
+    for row, col, radius in ellipses:
+        mask[(rows - row) ** 2 + (cols - col) ** 2 < radius ** 2] = CLOUD
+    return mask

@@ -6,6 +6,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from stfusion.core import raster, sample_scene
+from stfusion.core.sample_scene import CLOUD, make_sample_series
 
 
 def test_fine_series_is_landsat_like(sample_scene):
@@ -71,3 +72,16 @@ def test_deterministic_and_any_size(tmp_path, small_scene):
     description = json.loads((tmp_path / "dataset.json").read_text())
     assert description["size"] == [160, 160]
     assert all(os.path.exists(tmp_path / name) for name in description["fine"].values())
+
+
+def test_sample_season(tmp_path):
+    season = make_sample_series(str(tmp_path), size=48, coarse_dates=8, fine_every=3)
+    assert list(season.fine) == ["2021-05-01", "2021-05-07", "2021-05-13", "2021-05-15"]
+    assert len(season.coarse) == len(season.truth) == 8
+    mask = raster.read_raster(season.masks["2021-05-07"])[0]
+    seen = raster.read_raster(season.fine["2021-05-07"])
+    truth = raster.read_raster(season.truth["2021-05-07"])
+    assert 0.05 < (mask == CLOUD).mean() < 0.3           # the 2nd fine image is clouded
+    np.testing.assert_allclose(seen[:, mask == 0], truth[:, mask == 0], atol=1e-4)
+    np.testing.assert_allclose(seen[:, mask == CLOUD], 0.45, atol=1e-4)
+    assert (raster.read_raster(season.masks["2021-05-01"]) == 0).all()
