@@ -20,9 +20,9 @@ def shifted_copy(path, target, shift):
     return str(target)
 
 
-def qgis_process_json(profile, algorithm, *arguments):
-    """``qgis_process run ALGORITHM --json -- ARGUMENTS`` in a fresh profile with the plugin
-    enabled; returns the finished process (stdout holds the JSON on success)."""
+def qgis_process_in_profile(profile):
+    """(qgis_process command, environment) for headless runs in a fresh profile with the
+    plugin enabled."""
     import os
     import subprocess
     from test_qgis_process import ROOT, qgis_process_command
@@ -31,5 +31,13 @@ def qgis_process_json(profile, algorithm, *arguments):
     command = qgis_process_command()
     subprocess.run([command, "plugins", "enable", "stfusion"], env=env, capture_output=True,
                    timeout=300)
+    return command, env
+
+
+def qgis_process_json(profile, algorithm, *arguments):
+    """``qgis_process run ALGORITHM --json -- ARGUMENTS`` in a fresh profile with the plugin
+    enabled; returns the finished process (stdout holds the JSON on success)."""
+    import subprocess
+    command, env = qgis_process_in_profile(profile)
     return subprocess.run([command, "run", algorithm, "--json", "--", *arguments], env=env,
                           capture_output=True, text=True, timeout=300)

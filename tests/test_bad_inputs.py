@@ -7,7 +7,6 @@ Every test runs real QGIS Processing, GDAL and torch on copies of a small genera
 import csv
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +17,7 @@ import pytest
 from osgeo import gdal
 from qgis.core import QgsProcessingException, QgsProcessingFeedback
 
-from helpers import checksum
+from helpers import checksum, qgis_process_in_profile
 from stfusion.core import atomic, raster
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -250,23 +249,10 @@ def test_stale_temporary_files_of_dead_processes_are_removed(stfusion_provider, 
         alive.wait()
 
 
-def qgis_process_binary():
-    for name in ("qgis_process", "qgis_process.bin"):
-        found = shutil.which(name)
-        if found and subprocess.run([found, "--version"], capture_output=True).returncode == 0:
-            return found
-    pytest.skip("qgis_process is not installed")
-
-
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGHUP])
 def test_a_signal_cancels_a_qgis_process_run_and_leaves_no_part_file(
         sample_scene, tmp_path, signal_number):
-    profile = tmp_path / "profile"
-    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=str(profile),
-               QGIS_PLUGINPATH=str(ROOT / "build" / "plugins"))
-    command = qgis_process_binary()
-    subprocess.run([command, "plugins", "enable", "stfusion"], env=env, check=True,
-                   capture_output=True)
+    command, env = qgis_process_in_profile(tmp_path / "profile")
     out = tmp_path / "out"
     out.mkdir()
     d0, d1 = sample_scene.dates[:2]
