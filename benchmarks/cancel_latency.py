@@ -56,12 +56,13 @@ def main():
     parser.add_argument("--size", type=int, default=4000)
     parser.add_argument("--methods", nargs="+", default=["fuse", "starfm", "fsdaf"])
     parser.add_argument("--work", default=str(ROOT / "build" / "bench_scenes"))
+    parser.add_argument("--scene", help="an existing sample scene folder (only read)")
     args = parser.parse_args()
     import torch
     torch.set_num_threads(2)
     from stfusion.core.sample_scene import load_sample_scene, make_sample_scene
     from stfusion.core.tiling import Canceled
-    scene_dir = Path(args.work) / f"scene_{args.size}"
+    scene_dir = Path(args.scene or Path(args.work) / f"scene_{args.size}")
     if (scene_dir / "dataset.json").exists():
         scene = load_sample_scene(str(scene_dir))
     else:

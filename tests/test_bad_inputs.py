@@ -581,3 +581,16 @@ def test_a_container_as_input_lists_its_subdatasets(stfusion_provider, scene, tm
     message = str(error.value)
     assert "Parameter FINE_T1: " in message and "container of 2 subdatasets" in message
     assert f"GPKG:{container}:first" in message and f"GPKG:{container}:second" in message
+
+
+def test_an_hdf4_container_as_fusion_input_lists_its_subdatasets(stfusion_provider, scene,
+                                                                tmp_path):
+    pytest.importorskip("pyhdf.SD", reason="pyhdf writes the HDF4 fixtures (scripts/setup.sh)")
+    from product_fixtures import make_mod09ga
+    container = str(make_mod09ga(tmp_path / "modis").path)
+    with pytest.raises(QgsProcessingException) as error:
+        run("starfm", fusion_parameters(scene, COARSE_T2=container,
+                                        OUTPUT=str(tmp_path / "out.tif")))
+    message = str(error.value)
+    assert "Parameter COARSE_T2: " in message and "subdatasets" in message
+    assert f'HDF4_EOS:EOS_GRID:"{container}":MODIS_Grid_500m_2D:sur_refl_b01_1' in message
