@@ -496,18 +496,20 @@ def test_evaluate_of_an_empty_prediction_is_a_message(stfusion_provider, scene, 
                                                   if f.startswith("inputs")]
 
 
+def strict_json(text):
+    """Parse RFC 8259 JSON: Python's parser would accept NaN and Infinity."""
+    def refuse(constant):
+        raise AssertionError(f"invalid JSON constant {constant}")
+    return json.loads(text, parse_constant=refuse)
+
+
 def test_report_json_is_strict_json_even_for_an_infinite_psnr(stfusion_provider, scene,
                                                               tmp_path):
     d1 = scene.dates[1]
     results = run("evaluate", {"PREDICTION": scene.fine[d1], "REFERENCE": scene.fine[d1],
                                "REPORT": str(tmp_path / "same.html")})
     assert results["PSNR"] == float("inf")          # a perfect prediction
-    text = Path(results["JSON"]).read_text()
-
-    def refuse(constant):
-        raise AssertionError(f"invalid JSON constant {constant}")
-
-    data = json.loads(text, parse_constant=refuse)
+    data = strict_json(Path(results["JSON"]).read_text())
     assert data["methods"][0]["mean"]["PSNR"] == "inf"
 
 
@@ -516,11 +518,7 @@ def test_report_sidecars_write_null_for_non_finite_numbers(tmp_path):
     paths = report.write_fusion_report(str(tmp_path / "run.html"),
                                        {"gain": float("inf"), "loss": float("nan"),
                                         "scores": [1.5, float("-inf")]})
-
-    def refuse(constant):
-        raise AssertionError(f"invalid JSON constant {constant}")
-
-    data = json.loads(Path(paths.json).read_text(), parse_constant=refuse)
+    data = strict_json(Path(paths.json).read_text())
     assert data == {"run": {"gain": None, "loss": None, "scores": [1.5, None]}}
 
 
