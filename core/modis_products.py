@@ -1,5 +1,6 @@
-"""MODIS HDF-EOS products as downloaded: recognise the product, stack the bands the fine image
-has, apply the product's scale, fill values and QA, mosaic adjacent tiles of one date.
+"""MODIS (HDF-EOS, HDF4) and VIIRS (HDF-EOS5) land products as downloaded: recognise the
+product, stack the bands the fine image has, apply the product's scale, fill values and QA,
+mosaic adjacent tiles of one date.
 
 ``prepare_source`` turns one or several HDF files (tiles h/v of one product and date) into an
 in-memory GeoTIFF (``/vsimem/``) on the products' own sinusoidal grid, cut to the part that
@@ -18,6 +19,14 @@ divide). QA rules (from the products' user guides and the files' own QA descript
 - MCD43A4 ``BRDF_Albedo_Band_Mandatory_Quality_BandN``: anything but 0 (full BRDF inversion).
 - MOD13Q1/MOD13A1 ``pixel reliability``: anything but 0 (good) and 1 (marginal).
 - MOD11A1 ``QC_Day``: mandatory QA bits 0-1 = 10 or 11 (not produced).
+- VNP09GA/VJ109GA ``SurfReflect_QF1_1``: cloud mask confidence bits 2-3 probably (10) or
+  confidently (11) cloudy; ``SurfReflect_QF2_1``: cloud shadow bit 3.
+- VNP43IA4/VJ143IA4 ``BRDF_Albedo_Band_Mandatory_Quality_In``: anything but 0.
+
+GDAL before 3.8 reads HDF-EOS5 (VIIRS) fields without georeferencing; their grid geometry is
+then taken from the file's ``StructMetadata.0`` (see ``_georeferenced``). VNP09GA has red, NIR
+and SWIR1 at 500 m (I1-I3) and blue, green, SWIR2 at 1 km (M3, M4, M11): the 1 km bands and
+all QA are read onto the finest grid of the bands used by nearest neighbour.
 """
 import datetime
 import os
@@ -39,8 +48,10 @@ PARAMETER = "PRODUCTS"
 CONTAINER_SUFFIXES = (".hdf", ".hdf4", ".h4", ".h5", ".he5", ".nc")
 MARGIN = 4  # MODIS pixels kept around the fine image's footprint for the resampling kernels
 # MODIS and VIIRS land tiles: PRODUCT.AYYYYDDD.hHHvVV.COLLECTION.PRODUCTION.hdf/.h5
-FILE_NAME = re.compile(r"^(M[OY]D\w+|MCD\w+|VNP\w+|VJ1\w+)\.A(\d{4})(\d{3})\.h(\d\d)v(\d\d)\.",
+FILE_NAME = re.compile(r"^(M[OY]D\w+|MCD\w+|VNP\w+|VJ[12]\w+)\.A(\d{4})(\d{3})\.h(\d\d)v(\d\d)\.",
                        re.IGNORECASE)
+# an HDF-EOS5 grid field as GDAL's HDF5 driver names it: ...//HDFEOS/GRIDS/<grid>/Data_Fields/<f>
+EOS5_GRID_FIELD = re.compile(r"//HDFEOS/GRIDS/([^/]+)/Data_Fields/")
 
 
 @dataclass(frozen=True)
@@ -105,6 +116,25 @@ def _mod13(prefix: str, name: str) -> Product:
                    ("ndvi",), 1e-4, nodata=-28672, qa=(reliability,))
 
 
+def _viirs_cloudy(qf1: np.ndarray) -> np.ndarray:
+    return _bits(qf1, 2, 2) >= 2
+
+
+def _viirs_shadow(qf2: np.ndarray) -> np.ndarray:
+    return _bits(qf2, 3, 1) == 1
+
+
+VNP09_FIELDS = {"blue": "M3", "green": "M4", "red": "I1", "nir": "I2", "swir1": "I3",
+                "swir2": "M11"}
+VIIRS_I_BANDS = {"red": 1, "nir": 2, "swir1": 3}
+
+
+def _vnp43_band(number: int) -> Band:
+    return Band(f"Nadir_Reflectance_I{number}", 32767,
+                Qa(f"BRDF_Albedo_Band_Mandatory_Quality_I{number}", lambda q: q != 0,
+                   "not a full BRDF inversion (mandatory quality > 0)"))
+
+
 PRODUCTS: Dict[str, Product] = {p.name: p for p in (
     Product("MOD09GA", {k: Band(f"sur_refl_b{n:02d}_1", -28672) for k, n in MOD09_ORDER.items()},
             REFLECTANCE, 1e-4,
@@ -121,9 +151,18 @@ PRODUCTS: Dict[str, Product] = {p.name: p for p in (
     Product("MOD11A1", {"lst": Band("LST_Day_1km", 0), "lst_day": Band("LST_Day_1km", 0),
                         "lst_night": Band("LST_Night_1km", 0)},
             ("lst",), 0.02, nodata=0, qa=(Qa("QC_Day", _not_produced, NOT_PRODUCED),)),
+    Product("VNP09GA", {k: Band(f"SurfReflect_{f}_1", -28672) for k, f in VNP09_FIELDS.items()},
+            REFLECTANCE, 1e-4,
+            qa=(Qa("SurfReflect_QF1_1", _viirs_cloudy,
+                   "cloud mask confidence bits 2-3 probably or confidently cloudy (10, 11)"),
+                Qa("SurfReflect_QF2_1", _viirs_shadow, "cloud shadow (bit 3)"))),
+    Product("VNP43IA4", {k: _vnp43_band(n) for k, n in VIIRS_I_BANDS.items()},
+            tuple(VIIRS_I_BANDS), 1e-4, nodata=32767),
 )}
+# Aqua's MYD and NOAA-20/21's VJ1/VJ2 files share the table entry of Terra's MOD / S-NPP's VNP
+SAME_PRODUCT = (("MYD", "MOD"), ("VJ1", "VNP"), ("VJ2", "VNP"))
 SUPPORTED = ", ".join(sorted(PRODUCTS) + ["MYD09GA", "MYD09A1", "MYD13Q1", "MYD13A1",
-                                          "MYD11A1"])
+                                          "MYD11A1", "VJ109GA", "VJ143IA4"])
 
 
 @dataclass
@@ -184,7 +223,7 @@ def _date(path: str, metadata: Dict[str, str]) -> str:
         day = datetime.date(int(match.group(2)), 1, 1) + \
             datetime.timedelta(days=int(match.group(3)) - 1)
         return day.isoformat()
-    begins = metadata.get("RANGEBEGINNINGDATE", "")
+    begins = _metadata_item(metadata, "RANGEBEGINNINGDATE")
     if re.fullmatch(r"\d{4}-\d{2}-\d{2}", begins):
         return begins
     raise InputError(PARAMETER, f"'{os.path.basename(path)}' tells no date (no AYYYYDDD in the "
@@ -192,20 +231,27 @@ def _date(path: str, metadata: Dict[str, str]) -> str:
                                 "gave it")
 
 
+def _metadata_item(metadata: Dict[str, str], key: str) -> str:
+    """``key`` of a product's metadata: HDF4 (ECS) names it in capitals, HDF5 (VIIRS) as a
+    file attribute in any case, possibly prefixed by its group (``..._ShortName``)."""
+    names = {name.upper(): value for name, value in metadata.items()}
+    if key in names:
+        return names[key]
+    return next((value for name, value in names.items() if name.endswith("_" + key)), "")
+
+
 def _short_name(path: str, ds: gdal.Dataset) -> str:
     match = FILE_NAME.match(os.path.basename(path))
     metadata = ds.GetMetadata() or {}
-    return (metadata.get("SHORTNAME") or (match.group(1) if match else "")).upper()
+    return (_metadata_item(metadata, "SHORTNAME") or (match.group(1) if match else "")).upper()
 
 
 def _product_of(path: str, short: str, fields: Dict[str, str]) -> Product:
-    """The product table entry of ``short`` (Aqua's MYD names share Terra's MOD entry)."""
-    product = PRODUCTS.get(short.replace("MYD", "MOD", 1))
-    if short.startswith(("VNP", "VJ1")):
-        raise InputError(PARAMETER, f"'{os.path.basename(path)}' is the VIIRS product {short} "
-                                    "(HDF-EOS5), which stfusion does not read yet: this GDAL "
-                                    "reads its datasets without georeferencing. Use the MODIS "
-                                    f"products ({SUPPORTED})")
+    """The product table entry of ``short`` (see SAME_PRODUCT)."""
+    for other, same in SAME_PRODUCT:
+        if short.startswith(other):
+            short = same + short[len(other):]
+    product = PRODUCTS.get(short)
     if product is None:
         listing = "; ".join(sorted(fields)) or "none"
         found = f"product '{short}'" if short else "no MODIS product name (SHORTNAME)"
@@ -214,6 +260,71 @@ def _product_of(path: str, short: str, fields: Dict[str, str]) -> Product:
                                     "for another file give one of its subdatasets, converted "
                                     "to GeoTIFF, as INPUT")
     return product
+
+
+@dataclass(frozen=True)
+class Eos5Grid:
+    """One grid of an HDF-EOS5 file's ``StructMetadata.0``."""
+    columns: int
+    rows: int
+    upper_left: Tuple[float, float]
+    lower_right: Tuple[float, float]
+    sphere_radius: float
+
+    def vrt_of(self, gdal_name: str) -> str:
+        """``gdal_name`` with this grid's georeferencing, as VRT XML (GDAL opens the text)."""
+        srs = f"+proj=sinu +lon_0=0 +x_0=0 +y_0=0 +R={self.sphere_radius} +units=m +no_defs"
+        bounds = [*self.upper_left, *self.lower_right]
+        vrt = gdal.Translate("", gdal_name, format="VRT", outputSRS=srs, outputBounds=bounds)
+        return vrt.GetMetadata("xml:VRT")[0]
+
+
+def _struct_metadata(path: str) -> str:
+    ds = gdal.OpenEx(path, gdal.OF_MULTIDIM_RASTER)
+    try:
+        group = ds.GetRootGroup().OpenGroup("HDFEOS INFORMATION")
+        return group.OpenMDArray("StructMetadata.0").Read()[0]
+    except (AttributeError, RuntimeError, IndexError):
+        raise InputError(PARAMETER, f"'{os.path.basename(path)}' has no HDF-EOS5 "
+                                    "StructMetadata.0 telling where its grids lie; give the "
+                                    "file as downloaded")
+
+
+def _eos5_grids(path: str) -> Dict[str, Eos5Grid]:
+    """The sinusoidal grids of HDF-EOS5 ``path`` by name, from its StructMetadata.0."""
+    grids = {}
+    for block in re.findall(r"GROUP=GRID_\d+(.*?)END_GROUP=GRID_\d+", _struct_metadata(path),
+                            re.DOTALL):
+        def value(key: str) -> str:
+            found = re.search(rf"^\s*{key}=(.*)$", block, re.MULTILINE)
+            return found.group(1).strip().strip('"') if found else ""
+
+        def pair(key: str) -> Tuple[float, float]:
+            x, y = value(key).strip("()").split(",")
+            return float(x), float(y)
+        if value("Projection") != "HE5_GCTP_SNSOID":
+            continue
+        grids[value("GridName")] = Eos5Grid(int(value("XDim")), int(value("YDim")),
+                                            pair("UpperLeftPointMtrs"), pair("LowerRightMtrs"),
+                                            float(value("ProjParams").strip("()").split(",")[0]))
+    return grids
+
+
+def _georeferenced(path: str, fields: Dict[str, str]) -> Dict[str, str]:
+    """``fields``, with each HDF-EOS5 grid field that GDAL opens without georeferencing
+    replaced by a VRT placing it on its grid (GDAL 3.8+ georeferences them itself)."""
+    eos5 = {field: name for field, name in fields.items() if EOS5_GRID_FIELD.search(name)}
+    if not eos5 or gdal.Open(next(iter(eos5.values()))).GetProjection():
+        return fields
+    # the VRT text goes into /vsimem/ mosaics: its file name must not be relative
+    absolute = os.path.abspath(path) if os.path.isfile(path) else path
+    grids = _eos5_grids(absolute)
+    placed = dict(fields)
+    for field, name in eos5.items():
+        grid = grids.get(EOS5_GRID_FIELD.search(name).group(1))
+        if grid is not None:
+            placed[field] = grid.vrt_of(name.replace(path, absolute, 1))
+    return placed
 
 
 def open_products(paths: Sequence[str]) -> ProductFiles:
@@ -228,7 +339,7 @@ def open_products(paths: Sequence[str]) -> ProductFiles:
             raise InputError(PARAMETER, f"GDAL cannot open '{path}' ({exc}); give MODIS HDF "
                                         "files as downloaded (e.g. MOD09GA.A2021195.h18v04."
                                         "061.*.hdf)")
-        fields = _subdatasets(ds)
+        fields = _georeferenced(path, _subdatasets(ds))
         short = _short_name(path, ds)
         found.append((path, short, _product_of(path, short, fields),
                       _date(path, ds.GetMetadata() or {}), fields))
@@ -269,14 +380,19 @@ def _window(info: raster.RasterInfo, reference: raster.RasterInfo) -> Tuple[int,
 
 
 def _read_on(grid_ds: gdal.Dataset, source: str) -> np.ndarray:
-    """``source`` (any resolution) read onto the grid of ``grid_ds`` by nearest neighbour:
-    QA at 1 km onto 500 m bands."""
+    """``source`` (any resolution) read onto the grid of ``grid_ds`` by nearest neighbour,
+    values as stored (fill values included): QA at 1 km onto 500 m bands."""
     target = gdal.GetDriverByName("MEM").Create("", grid_ds.RasterXSize, grid_ds.RasterYSize,
                                                1, gdal.Open(source).GetRasterBand(1).DataType)
     target.SetGeoTransform(grid_ds.GetGeoTransform())
     target.SetProjection(grid_ds.GetProjection())
-    gdal.Warp(target, source, resampleAlg="near")
+    gdal.Warp(target, source, resampleAlg="near", srcNodata="None")
     return target.ReadAsArray()
+
+
+def _finest(mosaics: Sequence[str]) -> str:
+    """The mosaic of ``mosaics`` with the smallest pixels (the first of equals)."""
+    return min(mosaics, key=lambda path: abs(gdal.Open(path).GetGeoTransform()[1]))
 
 
 def prepare_source(files: ProductFiles, reference_path: str, keep_qa: bool = False
@@ -296,12 +412,14 @@ def prepare_source(files: ProductFiles, reference_path: str, keep_qa: bool = Fal
                                         f"{'; '.join(sorted(fields))}")
     mosaics = {f: files.mosaic(f) for f in dict.fromkeys(needed)}
     try:
-        first = raster.raster_info(mosaics[needed[0]])
-        x0, y0, width, height = _window(first, reference)
-        window_ds = gdal.Translate("", mosaics[needed[0]], format="MEM",
-                                   srcWin=[x0, y0, width, height])
-        stored = np.stack([gdal.Open(mosaics[product.bands[n].field]).ReadAsArray(
-            x0, y0, width, height) for n in names])
+        finest = _finest([mosaics[product.bands[n].field] for n in names])
+        x0, y0, width, height = _window(raster.raster_info(finest), reference)
+        window_ds = gdal.Translate("", finest, format="MEM", srcWin=[x0, y0, width, height])
+        step = window_ds.GetGeoTransform()[1]
+        stored = np.stack([
+            gdal.Open(band).ReadAsArray(x0, y0, width, height)
+            if gdal.Open(band).GetGeoTransform()[1] == step else _read_on(window_ds, band)
+            for band in (mosaics[product.bands[n].field] for n in names)])
         fill = np.zeros((height, width), bool)
         for band, values in zip(names, stored):
             fill |= values == product.bands[band].fill

@@ -39,7 +39,12 @@ if ! .venv/bin/python -c "import torch, pytest_qgis" 2>/dev/null; then
     "$TORCH" "$PYTEST_QGIS"
 fi
 
-# 2b. real-product tests: pyhdf writes HDF4 (HDF-EOS) fixtures; GDAL must read HDF4 and HDF5
+# 2b. real-product tests: pyhdf writes HDF4 (MODIS HDF-EOS) and h5py HDF5 (VIIRS HDF-EOS5)
+# fixtures; GDAL must read HDF4 and HDF5
+if ! .venv/bin/python -c "import h5py" 2>/dev/null; then
+  log "installing h5py into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c build/constraints.txt h5py
+fi
 if ! .venv/bin/python -c "import pyhdf.SD" 2>/dev/null; then
   log "installing pyhdf into .venv"
   if ! .venv/bin/python -m pip install -q --disable-pip-version-check -c build/constraints.txt \

@@ -258,7 +258,7 @@ def reflectance_numbers(rows: int, cols: int, offset: int = 0) -> Dict[int, np.n
 class ModisFixture:
     path: Path
     grid: Tuple[float, float, float, int, int]     # x0, y0, pixel, rows, cols (500 m)
-    numbers: Dict[int, np.ndarray]                   # MOD09 band number -> stored values
+    numbers: Dict[object, np.ndarray]   # MOD09 band number / VIIRS field -> stored values
 
 
 def make_mod09ga(folder: Path, h: int = 18, v: int = 4, col0: int = 0, row0: int = 0,
@@ -334,3 +334,108 @@ def write_reference(path: Path, x0: float, y0: float, pixel: float, rows: int, c
         band.SetScale(1e-4)
     ds = None
     return path
+
+
+# -- VIIRS HDF-EOS5 (HDF5) -----------------------------------------------------------------
+def _struct_metadata_eos5(grids: Dict[str, Tuple[float, float, float, int, int]],
+                          fields: Sequence[HdfField]) -> str:
+    """StructMetadata.0 as HDF-EOS5 writes it: HE5_ names, one GRID_n group per grid."""
+    lines = ["GROUP=SwathStructure", "END_GROUP=SwathStructure", "GROUP=GridStructure"]
+    for number, (grid, (x0, y0, pixel, rows, cols)) in enumerate(grids.items(), 1):
+        lines += [f"\tGROUP=GRID_{number}", f'\t\tGridName="{grid}"', f"\t\tXDim={cols}",
+                  f"\t\tYDim={rows}", f"\t\tUpperLeftPointMtrs=({x0:.6f},{y0:.6f})",
+                  f"\t\tLowerRightMtrs=({x0 + cols * pixel:.6f},{y0 - rows * pixel:.6f})",
+                  "\t\tProjection=HE5_GCTP_SNSOID",
+                  f"\t\tProjParams=({SPHERE:.6f},0,0,0,0,0,0,0,0,0,0,0,0)",
+                  "\t\tSphereCode=-1", "\t\tGridOrigin=HE5_HDFE_GD_UL",
+                  "\t\tGROUP=Dimension", "\t\tEND_GROUP=Dimension", "\t\tGROUP=DataField"]
+        for index, item in enumerate([f for f in fields if f.grid == grid], 1):
+            kind = {"int16": "H5T_NATIVE_SHORT", "uint8": "H5T_NATIVE_UCHAR",
+                    "uint16": "H5T_NATIVE_USHORT"}[item.values.dtype.name]
+            lines += [f"\t\t\tOBJECT=DataField_{index}", f'\t\t\t\tDataFieldName="{item.name}"',
+                      f"\t\t\t\tDataType={kind}", '\t\t\t\tDimList=("YDim","XDim")',
+                      '\t\t\t\tMaxdimList=("YDim","XDim")', f"\t\t\tEND_OBJECT=DataField_{index}"]
+        lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields",
+                  "\t\tEND_GROUP=MergedFields", f"\tEND_GROUP=GRID_{number}"]
+    return "\n".join(lines + ["END_GROUP=GridStructure", "GROUP=PointStructure",
+                              "END_GROUP=PointStructure", "GROUP=ZaStructure",
+                              "END_GROUP=ZaStructure", "END", ""])
+
+
+def write_hdf_eos5(path: Path, short_name: str, date: str,
+                   grids: Dict[str, Tuple[float, float, float, int, int]],
+                   fields: Sequence[HdfField]) -> Path:
+    """An HDF5 file with the HDF-EOS5 grid structure of the VIIRS land products:
+    ``/HDFEOS/GRIDS/<grid>/Data Fields/<field>`` datasets with their attributes,
+    ``/HDFEOS INFORMATION/StructMetadata.0`` and the file attributes (ShortName,
+    RangeBeginningDate) at the root."""
+    import h5py
+    with h5py.File(path, "w") as h5:
+        h5.attrs["ShortName"] = np.bytes_(short_name)
+        h5.attrs["LongName"] = np.bytes_(f"VIIRS {short_name} (test fixture)")
+        h5.attrs["RangeBeginningDate"] = np.bytes_(date)
+        h5.attrs["RangeBeginningTime"] = np.bytes_("00:00:00.000000")
+        h5.require_group("HDFEOS/ADDITIONAL/FILE_ATTRIBUTES")
+        h5.create_dataset("HDFEOS INFORMATION/StructMetadata.0",
+                          data=np.bytes_(_struct_metadata_eos5(grids, fields)))
+        h5["HDFEOS INFORMATION"].attrs["HDFEOSVersion"] = np.bytes_("HDFEOS_5.1.15")
+        for item in fields:
+            dataset = h5.create_dataset(f"HDFEOS/GRIDS/{item.grid}/Data Fields/{item.name}",
+                                        data=item.values, chunks=True, compression="gzip")
+            for name, value in item.attributes.items():
+                dataset.attrs[name] = np.array(value, dtype=item.values.dtype) \
+                    if name in ("_FillValue", "valid_range") else value
+    return path
+
+
+VNP09_M_NUMBERS = {"blue": 3, "green": 4, "swir2": 11}
+VNP09_I_NUMBERS = {"red": 1, "nir": 2, "swir1": 3}
+
+
+def make_vnp09ga(folder: Path, h: int = 18, v: int = 4, col0: int = 0, row0: int = 0,
+                 size: int = 24, date: str = "2021-07-14", qf1: Dict[Tuple[int, int], int] = None,
+                 qf2: Dict[Tuple[int, int], int] = None, fill: Tuple[Tuple[int, int], ...] = (),
+                 fill_1km: Tuple[Tuple[int, int], ...] = (), short_name: str = "VNP09GA",
+                 version: str = "002") -> ModisFixture:
+    """A VNP09GA (or VJ109GA) tile cut to ``size`` x ``size`` 500 m pixels from pixel
+    (row0, col0) of tile h/v: the 500 m grid with SurfReflect_I1_1..I3_1 (values 1000 * n +
+    10 * row + col) and the 1 km grid with SurfReflect_M3_1, M4_1, M11_1 (values 100 * m +
+    row + col at 1 km) and the QF1/QF2 flags; ``qf1``/``qf2``: {(row, col): value} at 1 km
+    (clear land elsewhere); ``fill`` / ``fill_1km``: 500 m / 1 km pixels at the fill value
+    in every I / M band.
+    Version 001 names its grids VNP_Grid_*, 002 VIIRS_Grid_*. ``numbers``: field -> values."""
+    x0, y0 = tile_origin(h, v)
+    pixel = TILE_METRES / 2400
+    x0, y0 = x0 + col0 * pixel, y0 - row0 * pixel
+    half = size // 2
+    r, c = np.mgrid[0:size, 0:size]
+    r1, c1 = np.mgrid[0:half, 0:half]
+    numbers = {f"SurfReflect_I{n}_1": (1000 * n + 10 * r + c).astype(np.int16)
+               for n in VNP09_I_NUMBERS.values()}
+    numbers.update({f"SurfReflect_M{m}_1": (100 * m + r1 + c1).astype(np.int16)
+                    for m in VNP09_M_NUMBERS.values()})
+    for row, col in fill:
+        for n in VNP09_I_NUMBERS.values():
+            numbers[f"SurfReflect_I{n}_1"][row, col] = -28672
+    for row, col in fill_1km:
+        for m in VNP09_M_NUMBERS.values():
+            numbers[f"SurfReflect_M{m}_1"][row, col] = -28672
+    flags = {}
+    for name, given in (("SurfReflect_QF1_1", qf1), ("SurfReflect_QF2_1", qf2)):
+        flags[name] = np.zeros((half, half), np.uint8)
+        for (row, col), value in (given or {}).items():
+            flags[name][row, col] = value
+    prefix = "VNP" if version == "001" else "VIIRS"
+    grid500, grid1k = f"{prefix}_Grid_500m_2D", f"{prefix}_Grid_1km_2D"
+    reflectance = {"_FillValue": -28672, "scale_factor": 0.0001, "add_offset": 0.0,
+                   "units": "reflectance", "valid_range": [-100, 16000]}
+    fields = [HdfField(grid500 if "_I" in name else grid1k, name, values, reflectance)
+              for name, values in numbers.items()]
+    fields += [HdfField(grid1k, name, values, {"_FillValue": 255})
+               for name, values in flags.items()]
+    path = folder / f"{short_name}.A{datetime_compact(date)}.h{h:02d}v{v:02d}.{version}." \
+                    "2021196093512.h5"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_hdf_eos5(path, short_name, date, {grid1k: (x0, y0, 2 * pixel, half, half),
+                                            grid500: (x0, y0, pixel, size, size)}, fields)
+    return ModisFixture(path, (x0, y0, pixel, size, size), numbers)

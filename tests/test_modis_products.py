@@ -237,10 +237,3 @@ def test_adjacent_tiles_are_mosaicked_and_warped_with_the_date(tmp_path):
     assert sides == {True, False}
     assert result.band_names == BANDS
 
-
-def test_viirs_is_refused_saying_why(tmp_path):
-    fields = [("SurfReflect_I1", np.zeros((4, 4), np.int16), {}),
-              ("SurfReflect_I2", np.zeros((4, 4), np.int16), {})]
-    viirs = make_single_grid_product(tmp_path, "VNP09GA", "VNP_Grid_500m_2D", 2400, fields)
-    with pytest.raises(InputError, match="VIIRS product VNP09GA .*without georeferencing"):
-        mp.open_products([str(viirs.path)])

@@ -79,3 +79,21 @@ def test_headless_qgis_process_takes_the_hdf_path(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert json.loads(done.stdout)["results"]["ACQUISITION_DATE"] == "2021-07-14"
     assert raster.raster_info(str(output)).band_names == BANDS
+
+
+def test_a_viirs_hdf5_file_as_input(run, tmp_path):
+    pytest.importorskip("h5py", reason="h5py writes the HDF5 fixtures (scripts/setup.sh)")
+    from product_fixtures import make_vnp09ga
+    # a cloudy 1 km cell of the east tile (500 m rows 8-9, columns 2-3) as in the MODIS case
+    tile = make_vnp09ga(tmp_path, h=18, qf1={(4, 1): 3 << 2})
+    reference, _to_lonlat, _origin = _utm31_reference(tmp_path)
+    masked = run({"INPUT": str(tile.path), "REFERENCE": reference, "METHOD": 0,
+                  "OUTPUT": str(tmp_path / "viirs.tif")})
+    kept = run({"INPUT": str(tile.path), "REFERENCE": reference, "METHOD": 0, "KEEP_QA": True,
+                "OUTPUT": str(tmp_path / "kept.tif")})
+    assert masked["ACQUISITION_DATE"] == "2021-07-14"
+    assert raster.raster_info(masked["OUTPUT"]).band_names == BANDS
+    a = np.isfinite(raster.read_raster(masked["OUTPUT"])).all(axis=0)
+    b = np.isfinite(raster.read_raster(kept["OUTPUT"])).all(axis=0)
+    assert (b & ~a).sum() > 0 and not (a & ~b).any()
+    assert 0.3 < b.mean() < 0.7
