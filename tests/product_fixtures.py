@@ -2,6 +2,7 @@
 (folder and .tar) and MODIS HDF-EOS (HDF4) tiles written with pyhdf. No real product is
 committed; every value here is set by the tests."""
 import datetime
+import math
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,26 +162,45 @@ def sinusoidal_lonlat(x: float, y: float) -> Tuple[float, float]:
     return float(np.degrees(x / (SPHERE * np.cos(lat)))), float(np.degrees(lat))
 
 
+def pixel_of_lonlat(ds: gdal.Dataset, lon: float, lat: float) -> Tuple[int, int]:
+    """(column, row) of the pixel of ``ds`` (through its own georeference) holding lon/lat."""
+    wgs84, own = osr.SpatialReference(), osr.SpatialReference(ds.GetProjection())
+    wgs84.ImportFromEPSG(4326)
+    for srs in (wgs84, own):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    x, y = osr.CoordinateTransformation(wgs84, own).TransformPoint(lon, lat)[:2]
+    inverse = gdal.InvGeoTransform(ds.GetGeoTransform())
+    return (math.floor(inverse[0] + x * inverse[1] + y * inverse[2]),
+            math.floor(inverse[3] + x * inverse[4] + y * inverse[5]))
+
+
 def tile_origin(h: int, v: int) -> Tuple[float, float]:
     return WORLD_UL[0] + h * TILE_METRES, WORLD_UL[1] - v * TILE_METRES
 
 
+H5_TYPES = {"int16": "H5T_NATIVE_SHORT", "uint8": "H5T_NATIVE_UCHAR",
+            "uint16": "H5T_NATIVE_USHORT"}
+
+
 def _struct_metadata(grids: Dict[str, Tuple[float, float, float, int, int]],
-                     fields: Sequence[HdfField]) -> str:
-    """StructMetadata.0 as HDF-EOS writes it (tab-indented ODL: the library parses tabs)."""
+                     fields: Sequence[HdfField], eos5: bool = False) -> str:
+    """StructMetadata.0 as HDF-EOS writes it (tab-indented ODL: the library parses tabs);
+    HDF-EOS5 (``eos5``) prefixes its names with HE5_ and names HDF5 types."""
+    he5 = "HE5_" if eos5 else ""
     lines = ["GROUP=SwathStructure", "END_GROUP=SwathStructure", "GROUP=GridStructure"]
     for number, (grid, (x0, y0, pixel, rows, cols)) in enumerate(grids.items(), 1):
         lines += [f"\tGROUP=GRID_{number}", f'\t\tGridName="{grid}"', f"\t\tXDim={cols}",
                   f"\t\tYDim={rows}", f"\t\tUpperLeftPointMtrs=({x0:.6f},{y0:.6f})",
                   f"\t\tLowerRightMtrs=({x0 + cols * pixel:.6f},{y0 - rows * pixel:.6f})",
-                  "\t\tProjection=GCTP_SNSOID",
+                  f"\t\tProjection={he5}GCTP_SNSOID",
                   f"\t\tProjParams=({SPHERE:.6f},0,0,0,0,0,0,0,0,0,0,0,0)",
-                  "\t\tSphereCode=-1", "\t\tGridOrigin=HDFE_GD_UL",
+                  "\t\tSphereCode=-1", f"\t\tGridOrigin={he5}HDFE_GD_UL",
                   "\t\tGROUP=Dimension", "\t\tEND_GROUP=Dimension", "\t\tGROUP=DataField"]
         for index, item in enumerate([f for f in fields if f.grid == grid], 1):
-            kind = HDF_TYPES[item.values.dtype.name]
+            kind = H5_TYPES[item.values.dtype.name] if eos5 else \
+                "DFNT_" + HDF_TYPES[item.values.dtype.name]
             lines += [f"\t\t\tOBJECT=DataField_{index}", f'\t\t\t\tDataFieldName="{item.name}"',
-                      f"\t\t\t\tDataType=DFNT_{kind}", '\t\t\t\tDimList=("YDim","XDim")',
+                      f"\t\t\t\tDataType={kind}", '\t\t\t\tDimList=("YDim","XDim")',
                       f"\t\t\tEND_OBJECT=DataField_{index}"]
         lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields",
                   "\t\tEND_GROUP=MergedFields", f"\tEND_GROUP=GRID_{number}"]
@@ -320,6 +340,18 @@ def datetime_compact(date: str) -> str:
     return f"{day.year}{day.timetuple().tm_yday:03d}"
 
 
+def prepared(files, reference: str, keep_qa: bool = False):
+    """``modis_products.prepare_source`` read back and released: (source, raster info,
+    values, ACQUISITIONDATE)."""
+    from stfusion.core import modis_products, raster
+    source = modis_products.prepare_source(files, reference, keep_qa)
+    try:
+        return (source, raster.raster_info(source.path), raster.read_raster(source.path),
+                gdal.Open(source.path).GetMetadataItem("ACQUISITIONDATE"))
+    finally:
+        source.release()
+
+
 def write_reference(path: Path, x0: float, y0: float, pixel: float, rows: int, cols: int,
                     band_names: Sequence[str], wkt: str) -> Path:
     """A fine image (zeros) on the given grid with named bands: the target of resampling."""
@@ -337,31 +369,6 @@ def write_reference(path: Path, x0: float, y0: float, pixel: float, rows: int, c
 
 
 # -- VIIRS HDF-EOS5 (HDF5) -----------------------------------------------------------------
-def _struct_metadata_eos5(grids: Dict[str, Tuple[float, float, float, int, int]],
-                          fields: Sequence[HdfField]) -> str:
-    """StructMetadata.0 as HDF-EOS5 writes it: HE5_ names, one GRID_n group per grid."""
-    lines = ["GROUP=SwathStructure", "END_GROUP=SwathStructure", "GROUP=GridStructure"]
-    for number, (grid, (x0, y0, pixel, rows, cols)) in enumerate(grids.items(), 1):
-        lines += [f"\tGROUP=GRID_{number}", f'\t\tGridName="{grid}"', f"\t\tXDim={cols}",
-                  f"\t\tYDim={rows}", f"\t\tUpperLeftPointMtrs=({x0:.6f},{y0:.6f})",
-                  f"\t\tLowerRightMtrs=({x0 + cols * pixel:.6f},{y0 - rows * pixel:.6f})",
-                  "\t\tProjection=HE5_GCTP_SNSOID",
-                  f"\t\tProjParams=({SPHERE:.6f},0,0,0,0,0,0,0,0,0,0,0,0)",
-                  "\t\tSphereCode=-1", "\t\tGridOrigin=HE5_HDFE_GD_UL",
-                  "\t\tGROUP=Dimension", "\t\tEND_GROUP=Dimension", "\t\tGROUP=DataField"]
-        for index, item in enumerate([f for f in fields if f.grid == grid], 1):
-            kind = {"int16": "H5T_NATIVE_SHORT", "uint8": "H5T_NATIVE_UCHAR",
-                    "uint16": "H5T_NATIVE_USHORT"}[item.values.dtype.name]
-            lines += [f"\t\t\tOBJECT=DataField_{index}", f'\t\t\t\tDataFieldName="{item.name}"',
-                      f"\t\t\t\tDataType={kind}", '\t\t\t\tDimList=("YDim","XDim")',
-                      '\t\t\t\tMaxdimList=("YDim","XDim")', f"\t\t\tEND_OBJECT=DataField_{index}"]
-        lines += ["\t\tEND_GROUP=DataField", "\t\tGROUP=MergedFields",
-                  "\t\tEND_GROUP=MergedFields", f"\tEND_GROUP=GRID_{number}"]
-    return "\n".join(lines + ["END_GROUP=GridStructure", "GROUP=PointStructure",
-                              "END_GROUP=PointStructure", "GROUP=ZaStructure",
-                              "END_GROUP=ZaStructure", "END", ""])
-
-
 def write_hdf_eos5(path: Path, short_name: str, date: str,
                    grids: Dict[str, Tuple[float, float, float, int, int]],
                    fields: Sequence[HdfField]) -> Path:
@@ -377,7 +384,7 @@ def write_hdf_eos5(path: Path, short_name: str, date: str,
         h5.attrs["RangeBeginningTime"] = np.bytes_("00:00:00.000000")
         h5.require_group("HDFEOS/ADDITIONAL/FILE_ATTRIBUTES")
         h5.create_dataset("HDFEOS INFORMATION/StructMetadata.0",
-                          data=np.bytes_(_struct_metadata_eos5(grids, fields)))
+                          data=np.bytes_(_struct_metadata(grids, fields, eos5=True)))
         h5["HDFEOS INFORMATION"].attrs["HDFEOSVersion"] = np.bytes_("HDFEOS_5.1.15")
         for item in fields:
             dataset = h5.create_dataset(f"HDFEOS/GRIDS/{item.grid}/Data Fields/{item.name}",

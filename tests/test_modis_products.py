@@ -11,8 +11,8 @@ if gdal.GetDriverByName("HDF4") is None:
     pytest.skip("GDAL has no HDF4 driver", allow_module_level=True)
 
 from product_fixtures import (MOD09_NUMBERS, SPHERE, TILE_METRES, make_mod09ga,  # noqa: E402
-                              make_single_grid_product, sinusoidal_lonlat, tile_origin,
-                              write_reference)
+                              make_single_grid_product, pixel_of_lonlat, prepared,
+                              sinusoidal_lonlat, tile_origin, write_reference)
 from stfusion.core import modis_products as mp, raster  # noqa: E402
 from stfusion.core.errors import InputError  # noqa: E402
 
@@ -46,15 +46,7 @@ def test_recognised_with_date_and_a_known_lonlat_lands_on_the_known_pixel(tmp_pa
     y = tile_origin(18, 4)[1] - (205 + 0.5) * PIXEL_500
     lon, lat = sinusoidal_lonlat(x, y)
     assert 0 < lon < 2 and 49 < lat < 50
-    wgs84, sinusoidal = osr.SpatialReference(), osr.SpatialReference(band.GetProjection())
-    wgs84.ImportFromEPSG(4326)
-    for srs in (wgs84, sinusoidal):
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    px, py = osr.CoordinateTransformation(wgs84, sinusoidal).TransformPoint(lon, lat)[:2]
-    inverse = gdal.InvGeoTransform(band.GetGeoTransform())
-    col = inverse[0] + px * inverse[1] + py * inverse[2]
-    row = inverse[3] + px * inverse[4] + py * inverse[5]
-    assert (math.floor(col), math.floor(row)) == (7, 5)
+    assert pixel_of_lonlat(band, lon, lat) == (7, 5)
     assert band.ReadAsArray()[5, 7] == 1000 * 1 + 10 * 5 + 7
 
 
@@ -69,13 +61,7 @@ def test_band_order_scale_fill_and_every_qa_bit(tmp_path):
     qc = {(10, 10): 2, (10, 12): 3, (12, 12): 1}   # not produced x2, less than ideal (kept)
     tile = make_mod09ga(tmp_path, state=state, qc=qc, fill=((11, 0),))
     files = mp.open_products([str(tile.path)])
-    source = mp.prepare_source(files, reference_on(tile, tmp_path))
-    try:
-        info = raster.raster_info(source.path)
-        values = raster.read_raster(source.path)
-        metadata = gdal.Open(source.path).GetMetadataItem("ACQUISITIONDATE")
-    finally:
-        source.release()
+    source, info, values, metadata = prepared(files, reference_on(tile, tmp_path))
     assert info.band_names == BANDS and info.scale == (1e-4,) * 6
     assert metadata == "2021-07-14" and values.shape == (6, 24, 24)
     expected_bad = np.zeros((24, 24), bool)
@@ -89,11 +75,8 @@ def test_band_order_scale_fill_and_every_qa_bit(tmp_path):
         np.testing.assert_allclose(values[i][~expected_bad], stored[~expected_bad] * 1e-4,
                                    atol=1e-7)
     assert source.fill_pixels == 1 and source.qa_pixels == expected_bad.sum() - 1
-    kept = mp.prepare_source(files, reference_on(tile, tmp_path), keep_qa=True)
-    try:
-        masked = ~np.isfinite(raster.read_raster(kept.path)).all(axis=0)
-    finally:
-        kept.release()
+    kept, _info, values, _date = prepared(files, reference_on(tile, tmp_path), keep_qa=True)
+    masked = ~np.isfinite(values).all(axis=0)
     assert masked.sum() == 1 and masked[11, 0] and kept.qa_pixels == 0
 
 
@@ -163,12 +146,8 @@ def test_other_products_scale_fill_and_qa(tmp_path, product):
     fixture, names, expected = _one_grid(tmp_path, product)
     files = mp.open_products([str(fixture.path)])
     assert files.product.name == product.replace("MYD", "MOD")
-    source = mp.prepare_source(files, reference_on(fixture, tmp_path, names, factor=2))
-    try:
-        info = raster.raster_info(source.path)
-        values = raster.read_raster(source.path)
-    finally:
-        source.release()
+    source, info, values, _date = prepared(files, reference_on(fixture, tmp_path, names,
+                                                              factor=2))
     assert info.band_names == tuple(names)
     masked = ~np.isfinite(values).all(axis=0)
     assert masked[2, 3] and masked[4, 4] and masked.sum() == 2

@@ -13,8 +13,9 @@ if gdal.GetDriverByName("HDF5") is None:
     pytest.skip("GDAL has no HDF5 driver", allow_module_level=True)
 
 from product_fixtures import (TILE_METRES, VNP09_I_NUMBERS, VNP09_M_NUMBERS,  # noqa: E402
-                              HdfField, make_vnp09ga, sinusoidal_lonlat, tile_origin,
-                              write_hdf_eos5, write_reference)
+                              HdfField, make_vnp09ga, pixel_of_lonlat, prepared,
+                              sinusoidal_lonlat, tile_origin, write_hdf_eos5,
+                              write_reference)
 from stfusion.core import modis_products as mp, raster  # noqa: E402
 from stfusion.core.errors import InputError  # noqa: E402
 
@@ -47,15 +48,7 @@ def test_recognised_dated_and_a_known_lonlat_lands_on_the_known_pixel(tmp_path, 
     x = tile_origin(18, 4)[0] + (107 + 0.5) * PIXEL_500
     y = tile_origin(18, 4)[1] - (205 + 0.5) * PIXEL_500
     lon, lat = sinusoidal_lonlat(x, y)
-    wgs84, sinusoidal = osr.SpatialReference(), osr.SpatialReference(band.GetProjection())
-    wgs84.ImportFromEPSG(4326)
-    for srs in (wgs84, sinusoidal):
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    px, py = osr.CoordinateTransformation(wgs84, sinusoidal).TransformPoint(lon, lat)[:2]
-    inverse = gdal.InvGeoTransform(band.GetGeoTransform())
-    col = inverse[0] + px * inverse[1] + py * inverse[2]
-    row = inverse[3] + px * inverse[4] + py * inverse[5]
-    assert (math.floor(col), math.floor(row)) == (7, 5)
+    assert pixel_of_lonlat(band, lon, lat) == (7, 5)
     assert band.ReadAsArray()[5, 7] == 1000 * 1 + 10 * 5 + 7
     m_band = gdal.Open(files.fields[0]["SurfReflect_M3_1"])
     assert m_band.GetGeoTransform()[1] == pytest.approx(2 * PIXEL_500)
@@ -70,13 +63,7 @@ def test_band_order_scale_fill_and_every_qa_bit(tmp_path):
            (8, 8): 1 << 4}       # heavy aerosol: kept
     tile = make_vnp09ga(tmp_path, qf1=qf1, qf2=qf2, fill=((11, 0),), fill_1km=((9, 9),))
     files = mp.open_products([str(tile.path)])
-    source = mp.prepare_source(files, reference_on(tile, tmp_path))
-    try:
-        info = raster.raster_info(source.path)
-        values = raster.read_raster(source.path)
-        date = gdal.Open(source.path).GetMetadataItem("ACQUISITIONDATE")
-    finally:
-        source.release()
+    source, info, values, date = prepared(files, reference_on(tile, tmp_path))
     assert info.band_names == BANDS and info.scale == (1e-4,) * 6
     assert date == "2021-07-14" and values.shape == (6, 24, 24)
     assert info.grid.pixel_size[0] == pytest.approx(PIXEL_500)    # the finest (I band) grid
@@ -117,11 +104,8 @@ def test_noaa20_files_share_the_snpp_entry_and_nbar_masks_per_band(tmp_path):
 
     class Grid:
         grid = (x0, y0, PIXEL_500, 8, 8)
-    source = mp.prepare_source(files, reference_on(Grid, tmp_path, ("red", "nir"), factor=2))
-    try:
-        values = raster.read_raster(source.path)
-    finally:
-        source.release()
+    _source, _info, values, _date = prepared(files, reference_on(Grid, tmp_path, ("red", "nir"),
+                                                                factor=2))
     masked = ~np.isfinite(values).all(axis=0)
     assert masked[2, 3] and masked[4, 4] and masked.sum() == 2
     assert values[:, 1, 1] == pytest.approx([0.1011, 0.2011], rel=1e-5)
