@@ -1,7 +1,8 @@
 """One Processing algorithm per module; each module ends with ``ALGORITHM = TheClass``."""
 import importlib
 
-ALGORITHM_MODULES = ("prepare_landsat", "resample_modis", "train", "fuse", "evaluate", "starfm", "fsdaf")
+ALGORITHM_MODULES = ("prepare_landsat", "resample_modis", "train", "fuse", "fuse_series",
+                     "evaluate", "starfm", "fsdaf")
 
 
 def algorithm_classes():

@@ -27,6 +27,7 @@ from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm,
                        QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
                        QgsProcessingOutputLayerDefinition, QgsProcessingParameterDefinition,
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
                        QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingUtils, QgsProperty,
@@ -246,6 +247,8 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
                 return self.tr(
                     f"Parameter {name}: '{os.path.basename(path)}' does not name a GeoTIFF; "
                     "stfusion writes GeoTIFF rasters, give a file name ending in .tif.")
+            if isinstance(definition, QgsProcessingParameterFolderDestination):
+                path = os.path.join(path, "file")   # a file in it: the folder may exist
             problem = atomic.writable_folder_problem(path)
             if problem:
                 return self.tr(f"Parameter {name}: cannot write '{path}': {problem}; "

@@ -140,6 +140,22 @@ def run_outputs() -> Iterator[RunOutputs]:
         outputs.discard()
 
 
+@contextmanager
+def published_at_once() -> Iterator[None]:
+    """Inside a run, publish the outputs finished in this block at once instead of staging
+    them: for runs made of smaller complete units (a series' dates: a cancelled series keeps
+    every finished date, each whole)."""
+    key = threading.get_ident()
+    with _LOCK:
+        outputs = _ACTIVE.pop(key, None)
+    try:
+        yield
+    finally:
+        if outputs is not None:
+            with _LOCK:
+                _ACTIVE[key] = outputs
+
+
 def finish(temp: str, path: str) -> None:
     """A complete temporary file: staged when a run is collecting outputs, else published."""
     with _LOCK:

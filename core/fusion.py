@@ -46,15 +46,26 @@ def prepare(model, metadata: Optional[Dict], pairs: Sequence, coarse_t2,
     """The method state of a model (``models.load_model``'s ``(model, metadata)``; model
     None: an untrained one of ``metadata['architecture']``) for ``pairs`` ((fine, coarse)
     arrays, paths or sources) and ``coarse_t2``."""
-    require_torch()
-    metadata = dict(metadata or {})
-    architecture = resolve_architecture(metadata.get("architecture", DEFAULT_ARCHITECTURE))
     pairs = [(methods.as_source(f), methods.as_source(c)) for f, c in pairs]
     coarse_t2 = methods.as_source(coarse_t2)
     band_count = pairs[0][0].band_count
     if any(s.band_count != band_count for pair in pairs for s in pair) or \
             coarse_t2.band_count != band_count:
         raise ValueError("all inputs need the same number of bands")
+    name, settings = method_settings(model, metadata, band_count, scale_ratio, use_cnn, seed,
+                                     device, **options)
+    return methods.method(name).prepare(pairs, coarse_t2, settings, progress=progress,
+                                        is_canceled=is_canceled, log=log)
+
+
+def method_settings(model, metadata: Optional[Dict], band_count: int,
+                    scale_ratio: float = 16.0, use_cnn: Optional[bool] = None, seed: int = 0,
+                    device: str = "cpu", **options):
+    """(method name, its settings) of a model (None: an untrained one of
+    ``metadata['architecture']``) for images of ``band_count`` bands."""
+    require_torch()
+    metadata = dict(metadata or {})
+    architecture = resolve_architecture(metadata.get("architecture", DEFAULT_ARCHITECTURE))
     if model is None:
         model = build_model(architecture, band_count, **metadata.get("options", {}))
     if architecture == "paper":
@@ -64,15 +75,12 @@ def prepare(model, metadata: Optional[Dict], pairs: Sequence, coarse_t2,
                                       f"{metadata.get('band_count')} bands but the inputs have "
                                       f"{band_count}; give a model trained on these bands "
                                       "(stfusion:train) or leave MODEL empty.")
-        settings = paper_dcnn.PaperSettings(model, float(scale_ratio), str(device))
-    else:
-        if use_cnn is None:
-            use_cnn = bool(metadata.get("use_cnn_by_default", metadata.get("trained", False)))
-        settings = stfnet.StfnetSettings(model, float(scale_ratio), use_cnn,
-                                         physics_options(metadata, **options), seed,
-                                         str(device))
-    return methods.method(architecture).prepare(pairs, coarse_t2, settings, progress=progress,
-                                                is_canceled=is_canceled, log=log)
+        return architecture, paper_dcnn.PaperSettings(model, float(scale_ratio), str(device))
+    if use_cnn is None:
+        use_cnn = bool(metadata.get("use_cnn_by_default", metadata.get("trained", False)))
+    return architecture, stfnet.StfnetSettings(model, float(scale_ratio), use_cnn,
+                                               physics_options(metadata, **options), seed,
+                                               str(device))
 
 
 def adapt(model, metadata: Dict, pairs: Sequence, epochs: int, scale_ratio: float,

@@ -23,6 +23,13 @@ coarse image at t2, all on one grid. Each method is one module of ``core`` with:
 ``PREPARE_SHARE``
     The share of a run's progress bar that ``prepare`` takes.
 
+A method whose ``prepare`` has a costly part that does not depend on C2 may split it for
+series (many dates from the same pairs, ``core/series.py``):
+``prepare_pair(pair, settings, is_canceled=...) -> prepared`` (once per pair) and
+``prepare_date(prepared_list, pairs, coarse_t2, settings, is_canceled=..., log=None) ->
+state`` (per date, cheap). ``prepare_pair`` and ``prepare_date`` below fall back to
+``prepare`` per date for the methods that do not.
+
 The driver (``predict``) runs any state tile by tile over sources into an output: the same
 code for arrays (``predict_arrays``) and GeoTIFFs (``predict_files``). A new method is one
 module implementing the protocol and one line in ``REGISTRY``.
@@ -112,6 +119,27 @@ def prepare(name: str, pairs: Sequence[Pair], coarse_t2, settings,
     pairs = [(as_source(f), as_source(c)) for f, c in pairs]
     return method(name).prepare(pairs, as_source(coarse_t2), settings, progress=progress,
                                 is_canceled=is_canceled, log=log)
+
+
+def prepare_pair(name: str, pair: Pair, settings,
+                 is_canceled: Callable[[], bool] = tiling.never_canceled):
+    """What method ``name`` prepares once per pair for any number of dates (None when it
+    prepares everything per date)."""
+    module = method(name)
+    if not hasattr(module, "prepare_pair"):
+        return None
+    return module.prepare_pair(pair, settings, is_canceled=is_canceled)
+
+
+def prepare_date(name: str, prepared: Sequence, pairs: Sequence[Pair], coarse_t2, settings,
+                 is_canceled: Callable[[], bool] = tiling.never_canceled, log=None):
+    """The state of method ``name`` for ``pairs`` and ``coarse_t2`` from the pairs'
+    ``prepare_pair`` results: the date's part only, or all of ``prepare``."""
+    module = method(name)
+    if hasattr(module, "prepare_date"):
+        return module.prepare_date(prepared, pairs, coarse_t2, settings,
+                                   is_canceled=is_canceled, log=log)
+    return module.prepare(pairs, coarse_t2, settings, is_canceled=is_canceled, log=log)
 
 
 def predict(state, pairs: Sequence[Pair], coarse_t2, output, tile_size: int,

@@ -220,6 +220,22 @@ class ArraySource:
         return out
 
 
+class MaskedSource:
+    """A source whose pixels are NaN where a mask raster is not 0 (clouds, shadows; the
+    mask's nodata and pixels outside it count as masked): a fine image with its cloud mask.
+    Picklable like its two sources."""
+
+    def __init__(self, source, mask):
+        self.source, self.mask = source, mask
+        self.width, self.height = source.width, source.height
+        self.band_count = source.band_count
+
+    def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
+        values = self.source.window(x0, y0, width, height)
+        values[:, ~(self.mask.window(x0, y0, width, height)[0] == 0)] = np.nan
+        return values
+
+
 def read_raster(path: str, bands: Optional[Sequence[int]] = None) -> np.ndarray:
     """Read a whole raster (small rasters, tests, training); see ``read_window``."""
     return read_window(path, bands=bands)

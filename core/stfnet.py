@@ -23,7 +23,7 @@ The candidate fields are ``core/stfnet_fields.py``; training (``core/training.py
 the same statistics and CNN inputs (``pair_stats``, ``stfnet_inputs``).
 """
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar, Dict, List, Optional, Sequence
+from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -93,12 +93,33 @@ def unmixing_confidence(coarse_pixels: float, classes: int, window: int) -> floa
 
 
 def pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray],
-                windows_c2: Sequence[np.ndarray], ratio: float, classes: int,
-                seed: int, is_canceled=None) -> PairStats:
+               windows_c2: Sequence[np.ndarray], ratio: float, classes: int,
+               seed: int, is_canceled=None) -> PairStats:
     """Statistics of the pair (F, C) for the coarse image C2, all given as windows."""
+    masks = [raster.valid_mask(*w) for w in zip(windows_f, windows_c, windows_c2)]
+    prepared = pair_classes(windows_f, masks, classes, seed, is_canceled)
+    return stats_for(prepared, masks, windows_c, windows_c2, ratio, is_canceled)
+
+
+@dataclass
+class PreparedPair:
+    """The part of a pair's statistics that does not depend on C2 (``pair_classes``): a
+    series prepares each pair once for all its dates (``prepare_pair``) and only adds the
+    scene-wide class changes towards each date's coarse image (``prepare_date``)."""
+    centres: np.ndarray          # (k, bands) k-means centres on standardised F
+    mean: np.ndarray             # (bands,)
+    std: np.ndarray              # (bands,)
+    band_std: np.ndarray         # (bands,) std of F per band
+    labels: List[np.ndarray]     # int8 class of every pixel of the windows (0 where masked)
+    valid: List[np.ndarray] = field(default_factory=list)   # where F and C are valid
+
+
+def pair_classes(windows_f: Sequence[np.ndarray], masks: Sequence[np.ndarray], classes: int,
+                 seed: int, is_canceled=None) -> PreparedPair:
+    """k-means classes of F's pixels where ``masks`` (standardised, on a subsample), and the
+    class of every pixel of the windows."""
     torch = require_torch()
     rng = np.random.default_rng(seed)
-    masks = [raster.valid_mask(*w) for w in zip(windows_f, windows_c, windows_c2)]
     # valid pixels as (bands, n) float32; statistics band by band in float64 (bounded memory)
     bands, n = windows_f[0].shape[0], sum(int(v.sum()) for v in masks)
     if n == 0:
@@ -115,20 +136,34 @@ def pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray],
     sample = values[:, rng.choice(n, min(n, KMEANS_SAMPLE), replace=False)].T.astype(np.float64)
     del values
     centres = kmeans((sample - mean) / std, classes, KMEANS_ITERATIONS, seed, is_canceled)
-    k = len(centres)
-    block = max(1, int(round(ratio)))
-    # scene-wide class changes: least squares of the block-mean coarse change on the block
-    # class fractions, accumulated window by window as normal equations
-    normal_matrix, normal_rhs = np.zeros((k, k)), np.zeros((k, bands))
     centres_t = torch.as_tensor(centres, dtype=torch.float32)
     mean_t, std_t = (torch.as_tensor(a, dtype=torch.float32) for a in (mean, std))
-    for f, c, c2, v in zip(windows_f, windows_c, windows_c2, masks):
+    labels = []
+    for f, v in zip(windows_f, masks):
+        tiling.check_canceled(is_canceled)
+        fine = torch.from_numpy(np.where(v, f, 0).astype(np.float32))
+        labels.append(stfnet_fields.classify(fine, centres_t, mean_t, std_t)
+                      .numpy().astype(np.int8))
+    return PreparedPair(centres, mean, std, band_std, labels)
+
+
+def stats_for(prepared: PreparedPair, masks: Sequence[np.ndarray],
+              windows_c: Sequence[np.ndarray], windows_c2: Sequence[np.ndarray], ratio: float,
+              is_canceled=None) -> PairStats:
+    """The pair's statistics for the coarse image C2 over the pixels of ``masks``: its
+    classes and the scene-wide class changes of C2 - C, the least squares of the block-mean
+    coarse change on the block class fractions, accumulated window by window as normal
+    equations."""
+    torch = require_torch()
+    k, bands = len(prepared.centres), windows_c[0].shape[0]
+    block = max(1, int(round(ratio)))
+    normal_matrix, normal_rhs = np.zeros((k, k)), np.zeros((k, bands))
+    for labels, c, c2, v in zip(prepared.labels, windows_c, windows_c2, masks):
         tiling.check_canceled(is_canceled)
         coarse_change = np.where(v, c2 - c, 0).astype(np.float32)
         valid = torch.from_numpy(v)
-        fine = torch.from_numpy(np.where(v, f, 0).astype(np.float32))
-        labels = stfnet_fields.classify(fine, centres_t, mean_t, std_t)
-        one_hot = torch.nn.functional.one_hot(labels, k).permute(2, 0, 1).float() * valid
+        one_hot = torch.nn.functional.one_hot(torch.from_numpy(labels).long(), k) \
+            .permute(2, 0, 1).float() * valid
         valid_per_block = stfnet_fields.block_sum(valid.float(), block)
         used = valid_per_block.reshape(-1).numpy() > 0.5
         valid_per_block = valid_per_block.clamp_min(1)
@@ -141,7 +176,20 @@ def pair_stats(windows_f: Sequence[np.ndarray], windows_c: Sequence[np.ndarray],
     global_change = np.linalg.solve(
         normal_matrix + 1e-6 * np.trace(normal_matrix) * np.eye(k) + 1e-12 * np.eye(k),
         normal_rhs)
-    return PairStats(centres, mean, std, global_change, band_std + 1e-4, n)
+    return PairStats(prepared.centres, prepared.mean, prepared.std, global_change,
+                     prepared.band_std + 1e-4, sum(int(v.sum()) for v in masks))
+
+
+def _sample_windows(source, settings: StfnetSettings) -> List[Tuple[int, int, int, int]]:
+    """The windows (y0, x0, h, w) ``prepare`` reads, on the block grid."""
+    block = max(1, int(round(float(settings.scale_ratio))))
+    return tiling.sample_windows((source.height, source.width),
+                                 align=stfnet_fields.alignment(block))
+
+
+def _read(source, windows, is_canceled) -> List[np.ndarray]:
+    tiling.check_canceled(is_canceled)
+    return [source.window(x0, y0, w, h) for (y0, x0, h, w) in windows]
 
 
 def prepare(pairs, coarse_t2, settings: StfnetSettings,
@@ -151,35 +199,66 @@ def prepare(pairs, coarse_t2, settings: StfnetSettings,
     """Class centres, scene-wide class changes and the unmixing confidence of every pair,
     from at most ``tiling.SAMPLE_MAX_WINDOWS`` windows of the sources (the whole image when
     small), so memory depends on the window size only."""
+    windows = _sample_windows(coarse_t2, settings)
+    c2 = _read(coarse_t2, windows, is_canceled)
+    stats = [pair_stats(_read(fine, windows, is_canceled), _read(coarse, windows, is_canceled),
+                        c2, float(settings.scale_ratio), int(settings.options["classes"]),
+                        settings.seed, is_canceled)
+             for fine, coarse in pairs]
+    state = _state(stats, pairs[0][0].band_count, windows, coarse_t2, settings, log)
+    progress(1.0)
+    return state
+
+
+def prepare_pair(pair, settings: StfnetSettings,
+                 is_canceled: Callable[[], bool] = tiling.never_canceled) -> PreparedPair:
+    """``methods`` series extension: the classes of one pair (fine, coarse sources), from
+    F's pixels where F and C are valid, for any number of dates (``prepare_date``)."""
+    fine, coarse = pair
+    windows = _sample_windows(fine, settings)
+    windows_f = _read(fine, windows, is_canceled)
+    masks = [raster.valid_mask(f, c) for f, c in zip(windows_f, _read(coarse, windows,
+                                                                       is_canceled))]
+    prepared = pair_classes(windows_f, masks, int(settings.options["classes"]), settings.seed,
+                            is_canceled)
+    prepared.valid = masks
+    return prepared
+
+
+def prepare_date(prepared: Sequence[PreparedPair], pairs, coarse_t2, settings: StfnetSettings,
+                 is_canceled: Callable[[], bool] = tiling.never_canceled,
+                 log: Optional[Callable[[str], None]] = None) -> StfnetState:
+    """``methods`` series extension: the state for ``pairs`` (prepared by ``prepare_pair``)
+    and the coarse image ``coarse_t2``: each pair's classes with the scene-wide class changes
+    towards C2 (least squares over the sample windows, no k-means)."""
+    windows = _sample_windows(coarse_t2, settings)
+    c2 = _read(coarse_t2, windows, is_canceled)
+    stats = []
+    for ready, (_fine, coarse) in zip(prepared, pairs):
+        masks = [v & np.isfinite(w).all(0) for v, w in zip(ready.valid, c2)]
+        if not any(v.any() for v in masks):
+            raise ValueError("no pixel is valid in all inputs")
+        stats.append(stats_for(ready, masks, _read(coarse, windows, is_canceled), c2,
+                               float(settings.scale_ratio), is_canceled))
+    return _state(stats, pairs[0][0].band_count, windows, coarse_t2, settings, log)
+
+
+def _state(stats: List[PairStats], band_count: int, windows, coarse_t2,
+           settings: StfnetSettings, log: Optional[Callable[[str], None]]) -> StfnetState:
+    """The state of the pairs' statistics, with the unmixing confidence of the scene."""
     ratio = float(settings.scale_ratio)
-    opts = settings.options
-    block = max(1, int(round(ratio)))
-    windows = tiling.sample_windows((coarse_t2.height, coarse_t2.width),
-                                    align=stfnet_fields.alignment(block))
-
-    def read(source):
-        tiling.check_canceled(is_canceled)
-        return [source.window(x0, y0, w, h) for (y0, x0, h, w) in windows]
-
-    c2 = read(coarse_t2)
-    state = StfnetState(settings.model, pairs[0][0].band_count, ratio, use_cnn=settings.use_cnn,
-                        options=dict(opts), device=str(settings.device))
-    for fine, coarse in pairs:
-        tiling.check_canceled(is_canceled)
-        state.pairs.append(pair_stats(read(fine), read(coarse), c2, ratio,
-                                      int(opts["classes"]), settings.seed, is_canceled))
+    state = StfnetState(settings.model, band_count, ratio, stats, use_cnn=settings.use_cnn,
+                        options=dict(settings.options), device=str(settings.device))
     seen = sum(h * w for (_, _, h, w) in windows)
-    valid = state.pairs[0].valid_pixels
     total = float(coarse_t2.width * coarse_t2.height)
-    coarse_pixels = total * valid / max(seen, 1) / ratio ** 2
-    state.alpha = unmixing_confidence(coarse_pixels, len(state.pairs[0].centres),
-                                      int(opts["window"]))
+    coarse_pixels = total * stats[0].valid_pixels / max(seen, 1) / ratio ** 2
+    state.alpha = unmixing_confidence(coarse_pixels, len(stats[0].centres),
+                                      int(settings.options["window"]))
     if log and state.alpha < 1.0:
         log(f"small scene: {coarse_pixels:.1f} coarse pixels, unmixing confidence "
             f"{state.alpha:.2f} (the rest from the guided coarse change)")
     state.model.to(state.device)
     state.model.eval()
-    progress(1.0)
     return state
 
 

@@ -62,3 +62,12 @@ def tiny_scene(tmp_path_factory):
     """A 64 x 64 version of the sample scene for training tests."""
     from stfusion.core.sample_scene import make_sample_scene
     return make_sample_scene(str(tmp_path_factory.mktemp("tiny_scene")), size=64)
+
+
+@pytest.fixture(scope="session")
+def sample_series(tmp_path_factory):
+    """The sample scene as a season (core.sample_scene.make_sample_series): 30 coarse dates
+    2 days apart, 6 fine dates (2021-05-01, 05-13, 05-25, 06-06, 06-18, 06-28), the 2nd,
+    4th and 5th partly clouded, with masks."""
+    from stfusion.core.sample_scene import make_sample_series
+    return make_sample_series(str(tmp_path_factory.mktemp("sample_series")), size=96)

@@ -117,3 +117,18 @@ def test_shipped_workflow_model_runs_headless(qgis_process, tmp_path, small_scen
     results = json.loads(result.stdout)["results"]
     assert results["fuse:Fused image"] == str(fused) and fused.exists()
     assert "RMSE" in report.read_text(encoding="utf-8")
+
+
+def test_fuse_series_headless(qgis_process, tmp_path, sample_series):
+    """Multiple-layer inputs repeat the parameter; outputs come back typed in the JSON."""
+    fine = [f"FINE={p}" for p in sample_series.fine.values()]
+    coarse = [f"COARSE={p}" for p in sample_series.coarse.values()]
+    masks = [f"FINE_MASKS={p}" for p in sample_series.masks.values()]
+    result = qgis_process("run", "stfusion:fuse_series", "--json", "--", *fine, *coarse,
+                          *masks, "TARGET_DATES=2021-05-01/2021-05-25/24",
+                          "INCLUDE_FINE_DATES=1", f"OUTPUT_FOLDER={tmp_path}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    results = json.loads(result.stdout)["results"]
+    assert results["OUTPUT_LAYERS"] == [str(tmp_path / "fused_2021-05-01.tif"),
+                                        str(tmp_path / "fused_2021-05-25.tif")]
+    assert results["DATES_WRITTEN"] == 2 and os.path.exists(results["STACK"])
