@@ -344,6 +344,19 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
                     f"(provider '{layer.providerType()}'); save it as a GeoTIFF first.")
         return [layer.source() for layer in layers]
 
+    def layer_paths(self, parameters, name: str, context, required: bool = True) -> List[str]:
+        """The GDAL files of a layer-list parameter, each readable (an error when none is
+        given and ``required``)."""
+        paths = self.layer_sources(parameters, name, context)
+        if required and not paths:
+            raise QgsProcessingException(f"Parameter {name}: give at least one raster layer.")
+        for path in paths:
+            try:
+                raster.raster_info(path)
+            except raster.RasterError as exc:
+                raise QgsProcessingException(f"Parameter {name}: {exc}")
+        return paths
+
     def layer_name(self, parameters, name: str, context) -> str:
         """How reports name the image of parameter ``name``: its layer's name (a file's name
         without extension); for a temporary file (e.g. a step of a model), whose name would

@@ -131,25 +131,12 @@ class FuseSeries(StfusionAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(
             "DATES_KEPT", self.tr("Dates kept from an earlier run")))
 
-    def raster_list(self, parameters, name, context, required=True):
-        """The GDAL files of a layer-list parameter, each readable."""
-        paths = self.layer_sources(parameters, name, context)
-        if required and not paths:
-            raise QgsProcessingException(self.tr(
-                "Parameter {}: no raster given; choose the images of the series.").format(name))
-        for path in paths:
-            try:
-                raster.raster_info(path)
-            except raster.RasterError as exc:
-                raise QgsProcessingException(f"Parameter {name}: {exc}")
-        return paths
-
     def execute(self, parameters, context, feedback):
         self.require_torch()
         from ..core import series
-        fine = self.raster_list(parameters, "FINE", context)
-        coarse = self.raster_list(parameters, "COARSE", context)
-        masks = self.raster_list(parameters, "FINE_MASKS", context, required=False)
+        fine = self.layer_paths(parameters, "FINE", context)
+        coarse = self.layer_paths(parameters, "COARSE", context)
+        masks = self.layer_paths(parameters, "FINE_MASKS", context, required=False)
         info = raster.raster_info(fine[0])
         self.check_same_grid(("FINE", fine[0]), {
             **{f"FINE ({os.path.basename(p)})": p for p in fine[1:]},

@@ -148,16 +148,5 @@ class Train(StfusionAlgorithm):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         return unused_path(path)
 
-    def layer_paths(self, parameters, name, context):
-        paths = self.layer_sources(parameters, name, context)
-        if not paths:
-            raise QgsProcessingException(f"Parameter {name}: give at least one raster layer.")
-        for path in paths:
-            try:
-                raster.raster_info(path)
-            except raster.RasterError as exc:
-                raise QgsProcessingException(f"Parameter {name}: {exc}")
-        return paths
-
 
 ALGORITHM = Train

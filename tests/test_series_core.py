@@ -31,7 +31,8 @@ def test_dates_from_metadata_and_table(tmp_path):
     assert acquisition.image_date(path, "FINE") == D(2019, 7, 2)
     table = tmp_path / "dates.csv"
     table.write_text("file,date\nno_date_in_name.tif,2019-07-03\n")
-    assert acquisition.image_date(path, "FINE", acquisition.read_dates_table(str(table))) == D(2019, 7, 3)
+    table = acquisition.read_dates_table(str(table))
+    assert acquisition.image_date(path, "FINE", table) == D(2019, 7, 3)
 
 
 def test_a_file_without_date_is_named(tmp_path):
