@@ -30,8 +30,10 @@ PARAMETER_HELP = {
     "BAND_NAMES": "comma-separated names; default: the band descriptions of the files, else "
                   "band 1, 2, ...",
     "RATIO": "fine/coarse pixel-size ratio h/l for ERGAS, e.g. 0.06 for 30 m / 500 m (a value "
-             "above 1 is taken as coarse/fine); 0 = from the rasters when they tell it, else "
-             "30/500 (the report says which).",
+             "above 1 is taken as coarse/fine); 0 = from COARSE by the rule fuse, FSDAF and "
+             "STARFM use: its STFUSION_COARSE_PIXEL_SIZE (recorded by stfusion:resample_modis), "
+             "else estimated from its pixel structure, else 500 m MODIS over the fine pixel "
+             "(the report says which).",
     "REPORT": "the HTML report (tables like the paper's Tables 2 and 3, quick-looks like its "
               "Fig. 3, density scatter plots), with name.html.json and name.html.csv beside it.",
     "TABLE": "a table without geometry (method, band, one column per metric; band 'mean' = "
@@ -72,8 +74,8 @@ class Evaluate(StfusionAlgorithm):
             "BAND_NAMES", self.tr("Band names, comma-separated (default: from the files)"),
             optional=True))
         self.addParameter(QgsProcessingParameterNumber(
-            "RATIO", self.tr("Fine/coarse pixel-size ratio for ERGAS (0 = from the rasters, "
-                             "else 30/500)"),
+            "RATIO", self.tr("Fine/coarse pixel-size ratio for ERGAS (0 = from the coarse "
+                             "image)"),
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0))
         self.addParameter(QgsProcessingParameterFileDestination(
             "REPORT", self.tr("Accuracy report"), self.tr("HTML files (*.html *.htm)")))

@@ -5,14 +5,14 @@ from ..core import raster
 from .base import (FUSION_INPUT_HELP, RgbRendering, StfusionAlgorithm, feedback_callbacks,
                    odd_window)
 
-MODIS_PIXEL_SIZE = 500.0
-
 PARAMETER_HELP = {
     **FUSION_INPUT_HELP,
     "CLASSES": "k-means classes of the fine image (original default 4).",
     "WINDOW": "similar-pixel window in fine pixels (odd).",
     "SCALE_RATIO": "coarse pixel size / fine pixel size (e.g. 16 for 480 m over 30 m); 0 = "
-                   "500 m MODIS over the fine pixel size.",
+                   "from the coarse images (the STFUSION_COARSE_PIXEL_SIZE stfusion:"
+                   "resample_modis records, else estimated from their pixel structure, else "
+                   "500 m MODIS over the fine pixel size); the log says which.",
     "OUTPUT": "GeoTIFF on the fine grid, encoded like the fine image at t1; nodata where any "
               "input is nodata.",
 }
@@ -39,19 +39,20 @@ class Fsdaf(StfusionAlgorithm):
             ("CLASSES", "Classes (k-means)", QgsProcessingParameterNumber.Integer, 4, 1),
             ("WINDOW", "Similar-pixel window (fine pixels, odd)",
              QgsProcessingParameterNumber.Integer, 21, 1),
-            ("SCALE_RATIO", "Coarse / fine pixel size (0 = 500 m over the fine pixel)",
+            ("SCALE_RATIO", "Coarse / fine pixel size (0 = from the coarse images)",
              QgsProcessingParameterNumber.Double, 0.0, 0.0)))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT",
                                                                   self.tr("FSDAF prediction")))
 
     def execute(self, parameters, context, feedback):
-        from ..core import fsdaf, methods
+        from ..core import fsdaf, methods, scale_ratio
         paths = self.fusion_inputs(parameters, context, optional=())
         fine_info = raster.raster_info(paths["FINE_T1"])
         window = odd_window(self.parameterAsInt(parameters, "WINDOW", context), feedback)
-        ratio = self.parameterAsDouble(parameters, "SCALE_RATIO", context) or \
-            MODIS_PIXEL_SIZE / fine_info.grid.pixel_size[0]
-        params = fsdaf.FsdafParams(scale_ratio=max(1.0, ratio), window=window,
+        rule = scale_ratio.resolve(paths["FINE_T1"], [paths["COARSE_T1"], paths["COARSE_T2"]],
+                                   self.parameterAsDouble(parameters, "SCALE_RATIO", context))
+        feedback.pushInfo(rule.note)
+        params = fsdaf.FsdafParams(scale_ratio=max(1.0, rule.value), window=window,
                                    classes=self.parameterAsInt(parameters, "CLASSES", context))
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         progress, is_canceled = feedback_callbacks(feedback)

@@ -26,10 +26,20 @@ PARAMETER_HELP = {
                  "of 16 (each tile is one block of the output GeoTIFF); memory grows with its "
                  "square, never with the raster size.",
     "SCALE_RATIO": "the coarse pixel size over the fine one (e.g. 16 for 480 m MODIS over "
-                   "30 m Landsat); 0 = 500 m over the fine pixel size.",
+                   "30 m Landsat); 0 = from the coarse images: the STFUSION_COARSE_PIXEL_SIZE "
+                   "that stfusion:resample_modis records, else estimated from their pixel "
+                   "structure, else 500 m over the fine pixel size. The log and the report say "
+                   "which.",
     "OUTPUT": "the fused GeoTIFF on the fine grid, with the data type, scale and nodata of the "
-              "fine image at t1; a pixel that is nodata in any input is nodata here. Loaded as "
+              "fine image at t1; a pixel that is nodata in any input is nodata here. Where a "
+              "pair disagrees with its coarse image, or the scene changed too much since it, "
+              "measured at the coarse scale, the prediction moves towards the coarse image of "
+              "t2; the log and the report say how far each pair is trusted. Loaded as "
               "'fused <date of t2>'.",
+    "UNCERTAINTY": "optional (default model): the expected absolute error of the fused image "
+                   "per pixel and band, in the data's units, on the same grid with the same "
+                   "encoding and nodata; the report summarises it (and scores it against a "
+                   "reference).",
     "REPORT": "HTML report: inputs, model, timing and quick-looks, and the accuracy tables "
               "when a reference is given.",
     "RMSE": "mean over bands, with a reference.",
@@ -71,12 +81,15 @@ class Fuse(StfusionAlgorithm):
             QgsProcessingParameterNumber.Integer, defaultValue=896, minValue=32, maxValue=8192)
         scale_ratio = QgsProcessingParameterNumber(
             "SCALE_RATIO",
-            self.tr("Coarse / fine pixel size (0 = 500 m over the fine pixel size)"),
+            self.tr("Coarse / fine pixel size (0 = from the coarse images)"),
             QgsProcessingParameterNumber.Double, defaultValue=0.0, minValue=0.0, maxValue=100.0)
         for advanced in (tile_size, scale_ratio):
             self.addParameter(as_advanced(advanced))
         self.addParameter(QgsProcessingParameterRasterDestination("OUTPUT",
                                                                   self.tr("Fused image")))
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "UNCERTAINTY", self.tr("Expected absolute error"), optional=True,
+            createByDefault=False))
         self.addParameter(QgsProcessingParameterFileDestination(
             "REPORT", self.tr("Fusion report"), fileFilter=self.tr("HTML files (*.html)"),
             optional=True, createByDefault=True))
@@ -93,6 +106,7 @@ class Fuse(StfusionAlgorithm):
         architecture = ARCHITECTURE_OPTIONS[self.parameterAsEnum(parameters, "ARCHITECTURE",
                                                                  context)]
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
+        uncertainty = self.parameterAsOutputLayer(parameters, "UNCERTAINTY", context) or None
         report_path = self.parameterAsFileOutput(parameters, "REPORT", context)
 
         from ..core import fusion
@@ -105,12 +119,17 @@ class Fuse(StfusionAlgorithm):
             adapt_epochs=self.parameterAsInt(parameters, "ADAPT", context), device=device,
             tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
             scale_ratio=self.parameterAsDouble(parameters, "SCALE_RATIO", context) or None,
-            progress=progress, is_canceled=is_canceled, log=feedback.pushInfo)
+            progress=progress, is_canceled=is_canceled, log=feedback.pushInfo,
+            uncertainty=uncertainty)
         seconds = time.time() - started
         feedback.pushInfo(f"Fused in {seconds:.1f} s: {output}")
         RgbRendering.attach(context, output, fine_info.band_names)
         name_output_layer(context, output, acquisition.titled("fused", paths["COARSE_T2"]))
         results = {"OUTPUT": output}
+        if uncertainty:
+            name_output_layer(context, uncertainty,
+                              acquisition.titled("expected error", paths["COARSE_T2"]))
+            results["UNCERTAINTY"] = uncertainty
         evaluation = None
         if paths["REFERENCE"]:
             from ..core import metrics
@@ -128,6 +147,10 @@ class Fuse(StfusionAlgorithm):
                    "band_names": fine_info.band_names, "model": summary,
                    "seconds": round(seconds, 2),
                    "trained_on_this_scene": scene.describe() if scene else None}
+            if uncertainty:
+                from ..core import trust
+                run["uncertainty"] = trust.uncertainty_summary(output, uncertainty,
+                                                               paths["REFERENCE"])
             results["REPORT"] = report.write_fusion_report(
                 report.html_path(report_path), run, evaluation,
                 title=acquisition.titled("stfusion fuse", paths["COARSE_T2"])).html

@@ -38,8 +38,9 @@ PARAMETER_HELP = {
     "DEVICE": "auto uses the GPU when PyTorch has one, else the CPU.",
     "TILE_SIZE": "pixels per tile side, as in stfusion:fuse; memory grows with its square, "
                  "never with the raster size or the number of dates.",
-    "SCALE_RATIO": "the coarse pixel size over the fine one; 0 = 500 m over the fine pixel "
-                   "size.",
+    "SCALE_RATIO": "the coarse pixel size over the fine one; 0 = by the rule of stfusion:fuse "
+                   "(the coarse images' STFUSION_COARSE_PIXEL_SIZE, else estimated from "
+                   "them, else 500 m over the fine pixel size); the log says which.",
     "COARSE_PERIOD_DAYS": "days each coarse image stands for from its date (1 for daily "
                           "images, 8 or 16 for composites).",
     "PREFIX": "the start of every file name the run writes (letters, digits, '_', '-', '.').",
@@ -108,7 +109,7 @@ class FuseSeries(StfusionAlgorithm):
         self.add_number_parameters([
             ("TILE_SIZE", "Tile size (pixels; smaller uses less memory)",
              QgsProcessingParameterNumber.Integer, 896, 32),
-            ("SCALE_RATIO", "Coarse / fine pixel size (0 = 500 m over the fine pixel size)",
+            ("SCALE_RATIO", "Coarse / fine pixel size (0 = from the coarse images)",
              QgsProcessingParameterNumber.Double, 0.0, 0.0),
             ("COARSE_PERIOD_DAYS", "Days each coarse image stands for (1 = daily; 16 = "
              "16-day composites)", QgsProcessingParameterNumber.Integer, 1, 1)],

@@ -9,8 +9,10 @@ PARAMETER_HELP = {
     **FUSION_INPUT_HELP,
     "FINE_T3": "optional fine image of a second pair; both pairs' predictions are then "
                "combined. Give its coarse image too.",
-    "WINDOW": "moving window in fine pixels (odd); 0 = the original's 750 m search distance at "
-              "the image's pixel size (31 pixels at 25 m).",
+    "WINDOW": "moving window in fine pixels (odd); 0 = 1.5 coarse pixels, the original's "
+              "750 m for 500 m MODIS (the coarse/fine pixel-size ratio from the "
+              "STFUSION_COARSE_PIXEL_SIZE stfusion:resample_modis records, else estimated from "
+              "the coarse images; the log says which).",
     "CLASSES": "number of classes of the similarity threshold (similar pixels differ from the "
                "centre by at most 2 x band std / classes); original default 4.",
     "FINE_UNCERTAINTY": "fine sensor uncertainty in reflectance (0.002); candidate pixels must "
@@ -37,7 +39,7 @@ class Starfm(StfusionAlgorithm):
     def initAlgorithm(self, config=None):
         self.add_fusion_inputs()
         self.add_number_parameters((
-            ("WINDOW", "Moving window (fine pixels, odd; 0 = 750 m)",
+            ("WINDOW", "Moving window (fine pixels, odd; 0 = 1.5 coarse pixels)",
              QgsProcessingParameterNumber.Integer, 0, 0),
             ("CLASSES", "Classes of the similarity threshold",
              QgsProcessingParameterNumber.Integer, 4, 1),
@@ -49,11 +51,17 @@ class Starfm(StfusionAlgorithm):
                                                                   self.tr("STARFM prediction")))
 
     def execute(self, parameters, context, feedback):
-        from ..core import methods, starfm
+        from ..core import methods, scale_ratio, starfm
         paths = self.fusion_inputs(parameters, context, optional=("FINE_T3", "COARSE_T3"))
         fine_info = raster.raster_info(paths["FINE_T1"])
-        window = odd_window(self.parameterAsInt(parameters, "WINDOW", context) or
-                            starfm.window_for_pixel_size(fine_info.grid.pixel_size[0]), feedback)
+        window = self.parameterAsInt(parameters, "WINDOW", context)
+        if not window:
+            rule = scale_ratio.resolve(paths["FINE_T1"], [paths["COARSE_T1"],
+                                                          paths["COARSE_T2"],
+                                                          paths["COARSE_T3"]])
+            feedback.pushInfo(rule.note)
+            window = starfm.window_for_scale_ratio(rule.value)
+        window = odd_window(window, feedback)
         params = starfm.StarfmParams(
             window=window, classes=self.parameterAsInt(parameters, "CLASSES", context),
             fine_uncertainty=self.parameterAsDouble(parameters, "FINE_UNCERTAINTY", context),

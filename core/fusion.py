@@ -11,9 +11,8 @@ import os
 import time
 from typing import Callable, Dict, Optional, Sequence
 
-import numpy as np
-
 from . import methods, paper_dcnn, raster, stfnet, stfnet_fields, tiling, training
+from . import scale_ratio as ratio_rule
 from .errors import InputError
 from .models import DEFAULT_ARCHITECTURE, build_model, load_model, resolve_architecture
 from .torch_check import require_torch
@@ -42,10 +41,12 @@ def prepare(model, metadata: Optional[Dict], pairs: Sequence, coarse_t2,
             scale_ratio: float = 16.0, use_cnn: Optional[bool] = None, seed: int = 0,
             device: str = "cpu", log: Optional[Callable[[str], None]] = None,
             progress: Callable[[float], None] = tiling.no_progress,
-            is_canceled: Callable[[], bool] = tiling.never_canceled, **options):
+            is_canceled: Callable[[], bool] = tiling.never_canceled, use_trust: bool = True,
+            uncertainty: bool = False, **options):
     """The method state of a model (``models.load_model``'s ``(model, metadata)``; model
     None: an untrained one of ``metadata['architecture']``) for ``pairs`` ((fine, coarse)
-    arrays, paths or sources) and ``coarse_t2``."""
+    arrays, paths or sources) and ``coarse_t2``. ``use_trust`` and ``uncertainty``: the
+    default model's trust rule and expected-error layer (``core/trust.py``)."""
     pairs = [(methods.as_source(f), methods.as_source(c)) for f, c in pairs]
     coarse_t2 = methods.as_source(coarse_t2)
     band_count = pairs[0][0].band_count
@@ -53,16 +54,18 @@ def prepare(model, metadata: Optional[Dict], pairs: Sequence, coarse_t2,
             coarse_t2.band_count != band_count:
         raise ValueError("all inputs need the same number of bands")
     name, settings = method_settings(model, metadata, band_count, scale_ratio, use_cnn, seed,
-                                     device, **options)
+                                     device, use_trust, uncertainty, **options)
     return methods.method(name).prepare(pairs, coarse_t2, settings, progress=progress,
                                         is_canceled=is_canceled, log=log)
 
 
 def method_settings(model, metadata: Optional[Dict], band_count: int,
                     scale_ratio: float = 16.0, use_cnn: Optional[bool] = None, seed: int = 0,
-                    device: str = "cpu", **options):
+                    device: str = "cpu", use_trust: bool = True, uncertainty: bool = False,
+                    **options):
     """(method name, its settings) of a model (None: an untrained one of
-    ``metadata['architecture']``) for images of ``band_count`` bands."""
+    ``metadata['architecture']``) for images of ``band_count`` bands (``use_trust``,
+    ``uncertainty``: see ``prepare``)."""
     require_torch()
     metadata = dict(metadata or {})
     architecture = resolve_architecture(metadata.get("architecture", DEFAULT_ARCHITECTURE))
@@ -75,12 +78,20 @@ def method_settings(model, metadata: Optional[Dict], band_count: int,
                                       f"{metadata.get('band_count')} bands but the inputs have "
                                       f"{band_count}; give a model trained on these bands "
                                       "(stfusion:train) or leave MODEL empty.")
+        check_uncertainty(architecture, uncertainty)
         return architecture, paper_dcnn.PaperSettings(model, float(scale_ratio), str(device))
     if use_cnn is None:
         use_cnn = bool(metadata.get("use_cnn_by_default", metadata.get("trained", False)))
     return architecture, stfnet.StfnetSettings(model, float(scale_ratio), use_cnn,
                                                physics_options(metadata, **options), seed,
-                                               str(device))
+                                               str(device), use_trust, uncertainty)
+
+
+def check_uncertainty(architecture: str, uncertainty) -> None:
+    """``InputError`` when an expected-error layer is asked of a model that has none."""
+    if uncertainty and resolve_architecture(architecture) == "paper":
+        raise InputError("UNCERTAINTY", "the expected error is estimated for the default "
+                                        "model only: leave it empty with the paper model")
 
 
 def adapt(model, metadata: Dict, pairs: Sequence, epochs: int, scale_ratio: float,
@@ -146,12 +157,6 @@ def check_data(pairs: Sequence, coarse_t2, align: int = 1,
     data.check()
 
 
-def scale_ratio_for(info: raster.RasterInfo, coarse_pixel_m: float = 500.0) -> float:
-    """Coarse/fine pixel-size ratio for a fine raster (MODIS 500 m by default)."""
-    px = min(info.grid.pixel_size)
-    return float(np.clip(coarse_pixel_m / px, 2.0, 64.0)) if px > 0 else 16.0
-
-
 def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                fine_t3: Optional[str] = None, coarse_t3: Optional[str] = None,
                model_path: Optional[str] = None, architecture: Optional[str] = None,
@@ -160,8 +165,14 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                progress: Optional[Callable[[float], None]] = None,
                is_canceled: Optional[Callable[[], bool]] = None,
                log: Optional[Callable[[str], None]] = None,
-               use_cnn: Optional[bool] = None) -> Dict:
+               use_cnn: Optional[bool] = None, uncertainty: Optional[str] = None,
+               use_trust: bool = True) -> Dict:
     """Fuse GeoTIFFs block by block into ``output`` (encoded like ``fine_t1``).
+
+    ``uncertainty``: also write the expected absolute error per pixel and band there
+    (default model; same grid, encoding and nodata as ``output``; both appear or neither).
+    ``use_trust``: the default model's pair consistency and temporal trust
+    (``core/trust.py``). ``scale_ratio`` None or 0: by the rule of ``core.scale_ratio``.
 
     ``model_path`` None: ``architecture`` None or "default"/"stfnet" uses the shipped
     ``model_weights/default.pt``; "paper" trains the paper's DCNN at fuse time on the given
@@ -169,8 +180,8 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     The prepare pass reads at most ``tiling.SAMPLE_MAX_WINDOWS`` windows of
     ``tiling.SAMPLE_WINDOW`` pixels (the whole image when small), so memory depends on the
     tile size only. ``device``: 'cpu' or 'cuda' (the networks and the stfnet tile arithmetic
-    run there). Returns a summary: architecture, cnn_used, scale_ratio, seconds, tiles,
-    model metadata.
+    run there). Returns a summary: architecture, cnn_used, scale_ratio (and where it came
+    from), the trust in each pair, seconds, tiles, model metadata.
     """
     started = time.time()
     progress = progress or tiling.no_progress
@@ -188,7 +199,10 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
         if wanted and meta["architecture"] != wanted:
             raise ValueError(f"the model file is a '{meta['architecture']}' model, "
                              f"'{wanted}' was asked for")
-    ratio = float(scale_ratio or scale_ratio_for(info))
+    rule = ratio_rule.resolve(fine_t1, [coarse_t1, coarse_t2, coarse_t3], scale_ratio)
+    ratio = rule.value
+    say(rule.note)
+    check_uncertainty(meta["architecture"], uncertainty)
     check_data(pairs, c2, stfnet_fields.alignment(max(1, int(round(ratio)))), is_canceled)
     say(f"preparing ({meta['architecture']}, scale ratio {ratio:g}, device {device})")
     if adapt_epochs > 0:
@@ -197,7 +211,8 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                                          progress=methods.sub_progress(progress, 0.0, 0.2))
         use_cnn = adapted_cnn or use_cnn
     state = prepare(model, meta, pairs, c2, scale_ratio=ratio, use_cnn=use_cnn,
-                    device=device, log=log, is_canceled=is_canceled)
+                    device=device, log=log, is_canceled=is_canceled, use_trust=use_trust,
+                    uncertainty=bool(uncertainty))
     progress(0.2)
     module = methods.method_of(state)
     tile_size = tiling.whole_block_tile(tile_size, module.tile_multiple(state))
@@ -207,10 +222,14 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                                         info.band_count * len(pairs))
     methods.predict_files(state, pairs, c2, output, info, tile_size,
                           progress=tile_progress.tile_done, is_canceled=is_canceled,
-                          step=tile_progress.step)
+                          step=tile_progress.step,
+                          layer_outputs=[uncertainty] if uncertainty else [])
     seconds = time.time() - started
     summary = {"architecture": state.METHOD, "cnn_used": getattr(state, "use_cnn", True),
-               "scale_ratio": ratio,
+               "scale_ratio": ratio, "scale_ratio_source": rule.source,
+               "scale_ratio_note": rule.note,
+               "trust": [t.summary() for t in getattr(state, "pair_trust", [])],
+               "uncertainty": uncertainty,
                "unmixing_confidence": round(getattr(state, "alpha", 1.0), 3),
                "pairs": len(pairs), "device": str(device), "tile_size": tile_size,
                "tiles": total, "seconds": round(seconds, 2), "output": output,

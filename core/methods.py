@@ -30,6 +30,10 @@ series (many dates from the same pairs, ``core/series.py``):
 state`` (per date, cheap). ``prepare_pair`` and ``prepare_date`` below fall back to
 ``prepare`` per date for the methods that do not.
 
+Optionally a state has ``layers``, the names of what ``predict_tile`` returns, ``bands``
+bands each, the prediction first (the default model's ``("prediction", "uncertainty")``);
+without it the prediction alone (``layers``).
+
 The driver (``predict``) runs any state tile by tile over sources into an output: the same
 code for arrays (``predict_arrays``) and GeoTIFFs (``predict_files``). A new method is one
 module implementing the protocol and one line in ``REGISTRY``.
@@ -91,6 +95,11 @@ def method(name: str) -> ModuleType:
 
 def method_of(state) -> ModuleType:
     return method(state.METHOD)
+
+
+def layers(state) -> Tuple[str, ...]:
+    """The layers ``predict_tile`` returns for ``state``, the prediction first."""
+    return tuple(getattr(state, "layers", ("prediction",)))
 
 
 def as_source(image, bands: Optional[Sequence[int]] = None):
@@ -171,13 +180,14 @@ def _tile_job(state, pairs: Sequence[Pair], coarse_t2, is_canceled, step=None):
 def predict_arrays(state, f1, c1, c2, f3=None, c3=None, tile_size: Optional[int] = None,
                    progress: Callable[[float], None] = tiling.no_progress,
                    is_canceled: Callable[[], bool] = tiling.never_canceled) -> np.ndarray:
-    """``predict`` over ``(bands, rows, cols)`` arrays into an array; ``tile_size`` None or
-    0: one tile (the whole image)."""
+    """``predict`` over ``(bands, rows, cols)`` arrays into an array (all ``layers`` of the
+    state, ``bands`` bands each); ``tile_size`` None or 0: one tile (the whole image)."""
     pairs = pairs_of(f1, c1, f3, c3)
     coarse_t2 = raster.ArraySource(c2)
     multiple = method_of(state).tile_multiple(state)
     size = tile_size or max(coarse_t2.width, coarse_t2.height)
-    output = tiling.ArrayOutput((pairs[0][0].band_count, coarse_t2.height, coarse_t2.width))
+    bands = pairs[0][0].band_count * len(layers(state))
+    output = tiling.ArrayOutput((bands, coarse_t2.height, coarse_t2.width))
     predict(state, pairs, coarse_t2, output, -(-size // multiple) * multiple, progress,
             is_canceled)
     return output.array
@@ -200,14 +210,19 @@ def predict_files(state, pairs: Sequence[Pair], coarse_t2, output: str,
                   bands: Optional[Sequence[int]] = None,
                   progress: Callable[[float], None] = tiling.no_progress,
                   is_canceled: Callable[[], bool] = tiling.never_canceled,
-                  step: Optional[Callable[[], None]] = None) -> int:
+                  step: Optional[Callable[[], None]] = None,
+                  layer_outputs: Sequence[str] = ()) -> int:
     """``predict`` from ``raster.RasterSource``s into the GeoTIFF ``output``, encoded like
     the raster ``like`` (FINE_T1); tiles are whole output blocks (``tiling.whole_block_tile``).
-    ``step``: progress inside a tile (``tiling.TileProgress.step``). Returns the tile size."""
+    ``step``: progress inside a tile (``tiling.TileProgress.step``). ``layer_outputs``: one
+    GeoTIFF per further layer of the state (``layers``), written alike (all or none appear).
+    Returns the tile size."""
+    if len(layer_outputs) != len(layers(state)) - 1:
+        raise ValueError(f"the state gives the layers {layers(state)}: one output each")
     tile_size = tiling.whole_block_tile(tile_size, method_of(state).tile_multiple(state))
     inputs, one_tile, halo = _tile_job(state, pairs, coarse_t2, is_canceled, step)
-    tiling.write_tiled(inputs, output, like, one_tile, halo, tile_size, bands, progress,
-                       is_canceled)
+    tiling.write_tiled(inputs, [output, *layer_outputs], like, one_tile, halo, tile_size,
+                       bands, progress, is_canceled)
     return tile_size
 
 

@@ -27,7 +27,7 @@ Conventions (one for all, documented in ``CONVENTIONS``):
   this equals scikit-image's ``structural_similarity(pred, ref, gaussian_weights=True,
   sigma=1.5, use_sample_covariance=False, data_range=ref.max() - ref.min())``.
 - ERGAS = 100 * (h/l) * sqrt(mean_k (RMSE_k / mu_k)^2), h/l = fine / coarse pixel size
-  (default 30/500), mu_k the reference band mean. Per band: 100 * (h/l) * RMSE_k / mu_k.
+  (by the one scale-ratio rule, core/scale_ratio.py), mu_k the reference band mean. Per band: 100 * (h/l) * RMSE_k / mu_k.
 - SAM = mean over pixels of the angle (degrees) between the predicted and the reference
   spectra (pixels where either spectrum is all zero are skipped).
 - PSNR = 10 * log10(L^2 / MSE) with L the reference band's range (infinite if MSE = 0).
@@ -40,7 +40,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
-from . import raster
+from . import raster, scale_ratio
 from .tiling import DEFAULT_TILE, check_canceled, iter_tiles, tile_count
 
 METRICS = ("RMSE", "MAE", "R2", "rMAE", "Edge", "SSIM", "ERGAS", "SAM", "CC", "PSNR")
@@ -51,10 +51,6 @@ SSIM_SIGMA = 1.5
 SSIM_RADIUS = int(3.5 * SSIM_SIGMA + 0.5)  # 5: an 11x11 window, as Wang et al. 2004
 SSIM_K1, SSIM_K2 = 0.01, 0.03
 HIST_BINS = 50
-# metadata items of the coarse raster that may give its native pixel size (in the units of
-# the reference grid), e.g. written by stfusion:resample_modis
-COARSE_PIXEL_KEYS = ("STFUSION_COARSE_PIXEL_SIZE", "COARSE_PIXEL_SIZE", "NATIVE_PIXEL_SIZE",
-                     "SOURCE_PIXEL_SIZE")
 
 CONVENTIONS = {
     "pixels": "Pixels valid in every band of every input (prediction, reference, coarse "
@@ -437,27 +433,13 @@ class Evaluation:
 
 
 def coarse_ratio(reference: str, coarse: Optional[str], ratio: Optional[float]):
-    """(h/l, note): the fine/coarse pixel-size ratio for ERGAS and where it came from."""
-    if ratio:
-        if ratio > 1:
-            return 1.0 / ratio, (f"RATIO {ratio:g} > 1 taken as coarse/fine; "
-                                 f"h/l = 1/{ratio:g} = {1.0 / ratio:.4f}")
+    """(h/l, note): the fine/coarse pixel-size ratio for ERGAS and where it came from: the
+    project's one scale-ratio rule (``core.scale_ratio.resolve``) on the coarse raster;
+    ``ratio`` given as h/l (<= 1) or as coarse/fine (> 1) overrides it."""
+    if ratio and ratio <= 1:
         return float(ratio), f"h/l = {ratio:g} as given"
-    if coarse:
-        ds = raster.open_dataset(coarse)
-        metadata = {k.upper(): v for k, v in (ds.GetMetadata() or {}).items()}
-        for key in COARSE_PIXEL_KEYS:
-            try:
-                size = float(metadata[key])
-            except (KeyError, ValueError):
-                continue
-            fine = min(raster.raster_info(reference).grid.pixel_size)
-            if size > fine > 0:
-                return fine / size, (f"h/l = {fine:g}/{size:g} = {fine / size:.4f} from the "
-                                     f"coarse raster's {key} metadata")
-    return DEFAULT_RATIO, ("h/l = 30/500 = 0.06 assumed (Landsat 30 m / MODIS 500 m): the "
-                           "coarse native pixel size is not known from the rasters; set "
-                           "RATIO to override")
+    rule = scale_ratio.resolve(reference, [coarse], ratio)
+    return rule.h_over_l, f"h/l = 1/{rule.value:.4g} = {rule.h_over_l:.4f}: {rule.note}"
 
 
 def evaluate_files(prediction: str, reference: str, coarse: Optional[str] = None,

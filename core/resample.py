@@ -30,7 +30,7 @@ from typing import Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 from osgeo import gdal, osr
 
-from . import raster
+from . import raster, scale_ratio
 from .tiling import check_canceled, iter_tiles, never_canceled, no_progress, tile_count
 
 gdal.UseExceptions()
@@ -85,6 +85,7 @@ class ResampleResult:
     nodata: Tuple[Optional[float], ...] = ()
     coregistration: Optional[ShiftEstimate] = None
     acquisition_date: str = ""          # the input's ACQUISITIONDATE, copied to the output
+    source_pixel_size: float = 0.0      # MODIS pixel in reference grid units (metadata)
     seconds: float = 0.0
     log: list = field(default_factory=list)
 
@@ -163,6 +164,21 @@ def _transform(source_wkt: str, target_wkt: str) -> osr.CoordinateTransformation
 
 def _pixel_to_map(gt, col, row):
     return gt[0] + col * gt[1] + row * gt[2], gt[3] + col * gt[4] + row * gt[5]
+
+
+def source_pixel_size(modis: raster.RasterInfo, reference: raster.RasterInfo) -> float:
+    """The MODIS pixel size in the units of the reference grid: the geometric mean of the
+    two sides of the central MODIS pixel carried into the reference CRS (a sinusoidal 463 m
+    pixel is about 463 m in UTM, whatever its shear)."""
+    gt = modis.grid.geotransform
+    col, row = modis.grid.width / 2.0, modis.grid.height / 2.0
+    corners = [_pixel_to_map(gt, col + dx, row + dy) for dx, dy in ((0, 0), (1, 0), (0, 1))]
+    if modis.grid.crs_wkt and reference.grid.crs_wkt and \
+            not raster.same_crs(modis.grid.crs_wkt, reference.grid.crs_wkt):
+        transform = _transform(modis.grid.crs_wkt, reference.grid.crs_wkt)
+        corners = [transform.TransformPoint(x, y)[:2] for x, y in corners]
+    (x0, y0), (x1, y1), (x2, y2) = corners
+    return float(math.sqrt(math.hypot(x1 - x0, y1 - y0) * math.hypot(x2 - x0, y2 - y0)))
 
 
 def _footprint_in(grid: raster.Grid, target_gt, target_wkt: str, steps: int = 16):
@@ -494,12 +510,17 @@ def resample_to_grid(modis_path: str, reference_path: str, output_path: str,
     encoding = _output_encoding(modis, bands, src_nodata, output_type)
     grid = reference.grid
     total = tile_count(grid.width, grid.height, tile_size)
+    result.source_pixel_size = source_pixel_size(modis, reference)
+    result.log.append(f"MODIS pixel size {result.source_pixel_size:.6g} (reference grid "
+                      f"units) recorded as {scale_ratio.METADATA_KEY}")
     with raster.AtomicGeoTiff(output_path, grid, len(bands), encoding,
                               result.band_names) as out:
         result.acquisition_date = \
             raster.open_dataset(modis_path).GetMetadataItem(ACQUISITION_DATE) or ""
         if result.acquisition_date:  # fuse_series orders images by it
             out.ds.SetMetadataItem(ACQUISITION_DATE, result.acquisition_date)
+        # the one scale-ratio rule (core.scale_ratio) reads it back
+        out.ds.SetMetadataItem(scale_ratio.METADATA_KEY, f"{result.source_pixel_size:.6g}")
         for done, tile in enumerate(iter_tiles(grid.width, grid.height, tile_size)):
             check_canceled(is_canceled)
             origin = _pixel_to_map(grid.geotransform, tile.x0, tile.y0)

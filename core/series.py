@@ -34,6 +34,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import acquisition, atomic, fusion, methods, raster, tiling
+from . import scale_ratio as ratio_rule
 from .errors import InputError
 from .models import load_model
 
@@ -188,7 +189,10 @@ class SeriesStates:
                  log: Callable[[str], None] = lambda _m: None):
         self.plan, self.info, self.log = plan, info, log
         model, metadata = load_model(settings.model_path or fusion.default_model_path())
-        self.scale_ratio = float(settings.scale_ratio or fusion.scale_ratio_for(info))
+        rule = ratio_rule.resolve(plan.pairs[0].fine, [pair.coarse for pair in plan.pairs],
+                                  settings.scale_ratio)
+        log(rule.note)
+        self.scale_ratio = rule.value
         self.method, self.settings = fusion.method_settings(
             model, metadata, info.band_count, self.scale_ratio, device=settings.device)
         self.tile_size = settings.tile_size

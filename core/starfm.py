@@ -32,8 +32,8 @@ import numpy as np
 from . import methods, raster, tiling
 from . import moving_window as common
 
-__all__ = ["StarfmParams", "StarfmState", "window_for_pixel_size", "halo", "tile_multiple",
-           "prepare", "predict_tile"]
+__all__ = ["StarfmParams", "StarfmState", "window_for_scale_ratio", "halo",
+           "tile_multiple", "prepare", "predict_tile"]
 
 CHUNK = 96  # output pixels per side of the cache-sized chunks of the offset loop
 PREPARE_SHARE = 0.05  # of a run's progress
@@ -65,9 +65,10 @@ class StarfmParams:
         return float(self.spatial_factor) if self.spatial_factor else self.window / 2.0
 
 
-def window_for_pixel_size(pixel_size: float, search_distance: float = 750.0) -> int:
-    """The original's search distance (750 m at 25 m: 31 pixels) in odd fine pixels."""
-    n = int(round(search_distance / float(pixel_size)))
+def window_for_scale_ratio(scale_ratio: float, coarse_pixels: float = 1.5) -> int:
+    """The original's search distance, 1.5 coarse pixels (750 m for 500 m MODIS; 25 pixels
+    at 30 m), in odd fine pixels."""
+    n = int(round(coarse_pixels * float(scale_ratio)))
     return max(3, n + 1 if n % 2 == 0 else n)
 
 

@@ -15,7 +15,11 @@ For each given pair (F1, C1), over the block grid of coarse pixels
   4. the STFNet CNN (``core/models.py``) blends the candidates per pixel (softmax weights)
      plus a small correction; without the CNN the change is ``gf``;
   prediction = F1 + change. With two pairs (t1 before, t3 after) the two predictions are
-  weighted per pixel by the inverse of the local coarse difference |C2 - Ci| (block means).
+  weighted per pixel by the inverse of the local coarse difference |C2 - Ci| (block means);
+  5. trust (``core/trust.py``, ``use_trust``): each pair's consistency and temporal relation
+     to C2 at the coarse scale (scene-wide in the state, local per tile) move the prediction
+     towards C2 where the pair cannot be trusted, and drop an inconsistent second pair;
+     ``uncertainty``: the expected absolute error follows the prediction as further bands.
 
 All of it is local (a finite halo, ``halo(state)``); global quantities live in
 ``StfnetState`` so a tiled run equals an untiled run (tiles start on the block grid).
@@ -27,7 +31,7 @@ from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import raster, stfnet_fields, tiling
+from . import raster, stfnet_fields, tiling, trust
 from .kmeans import kmeans
 from .torch_check import require_torch
 
@@ -48,6 +52,8 @@ class StfnetSettings:
     options: Dict = field(default_factory=lambda: dict(PHYSICS_DEFAULTS))
     seed: int = 0
     device: str = "cpu"
+    use_trust: bool = True             # pair consistency and temporal trust (core/trust.py)
+    uncertainty: bool = False          # the expected absolute error as further bands
 
 
 @dataclass
@@ -77,10 +83,17 @@ class StfnetState:
     options: Dict = field(default_factory=lambda: dict(PHYSICS_DEFAULTS))
     alpha: float = 1.0           # confidence of the unmixing (small-scene fallback)
     device: str = "cpu"
+    pair_trust: List[trust.PairTrust] = field(default_factory=list)   # empty: no trust rule
+    uncertainty: bool = False
 
     @property
     def block(self) -> int:
         return max(1, int(round(self.scale_ratio)))
+
+    @property
+    def layers(self) -> Tuple[str, ...]:
+        """What ``predict_tile`` returns, ``band_count`` bands each (``methods.layers``)."""
+        return ("prediction", "uncertainty") if self.uncertainty else ("prediction",)
 
 
 # ----------------------------------------------------------------------------- prepare
@@ -201,11 +214,14 @@ def prepare(pairs, coarse_t2, settings: StfnetSettings,
     small), so memory depends on the window size only."""
     windows = _sample_windows(coarse_t2, settings)
     c2 = _read(coarse_t2, windows, is_canceled)
-    stats = [pair_stats(_read(fine, windows, is_canceled), _read(coarse, windows, is_canceled),
-                        c2, float(settings.scale_ratio), int(settings.options["classes"]),
-                        settings.seed, is_canceled)
-             for fine, coarse in pairs]
-    state = _state(stats, pairs[0][0].band_count, windows, coarse_t2, settings, log)
+    stats, trusts = [], []
+    for fine, coarse in pairs:
+        windows_f, windows_c = _read(fine, windows, is_canceled), _read(coarse, windows,
+                                                                         is_canceled)
+        stats.append(pair_stats(windows_f, windows_c, c2, float(settings.scale_ratio),
+                                int(settings.options["classes"]), settings.seed, is_canceled))
+        trusts.append(_pair_trust(windows_f, windows_c, c2, settings))
+    state = _state(stats, trusts, pairs[0][0].band_count, windows, coarse_t2, settings, log)
     progress(1.0)
     return state
 
@@ -233,22 +249,40 @@ def prepare_date(prepared: Sequence[PreparedPair], pairs, coarse_t2, settings: S
     towards C2 (least squares over the sample windows, no k-means)."""
     windows = _sample_windows(coarse_t2, settings)
     c2 = _read(coarse_t2, windows, is_canceled)
-    stats = []
-    for ready, (_fine, coarse) in zip(prepared, pairs):
+    stats, trusts = [], []
+    for ready, (fine, coarse) in zip(prepared, pairs):
         masks = [v & np.isfinite(w).all(0) for v, w in zip(ready.valid, c2)]
         if not any(v.any() for v in masks):
             raise ValueError("no pixel is valid in all inputs")
-        stats.append(stats_for(ready, masks, _read(coarse, windows, is_canceled), c2,
-                               float(settings.scale_ratio), is_canceled))
-    return _state(stats, pairs[0][0].band_count, windows, coarse_t2, settings, log)
+        windows_c = _read(coarse, windows, is_canceled)
+        stats.append(stats_for(ready, masks, windows_c, c2, float(settings.scale_ratio),
+                               is_canceled))
+        if settings.use_trust:      # F's block means against this date's coarse image
+            trusts.append(_pair_trust(_read(fine, windows, is_canceled), windows_c, c2,
+                                      settings))
+    return _state(stats, trusts, pairs[0][0].band_count, windows, coarse_t2, settings, log)
 
 
-def _state(stats: List[PairStats], band_count: int, windows, coarse_t2,
-           settings: StfnetSettings, log: Optional[Callable[[str], None]]) -> StfnetState:
-    """The state of the pairs' statistics, with the unmixing confidence of the scene."""
+def _pair_trust(windows_f, windows_c, windows_c2,
+                settings: StfnetSettings) -> Optional[trust.PairTrust]:
+    """``trust.PairTrust`` of a pair for C2 (None without the trust rule)."""
+    if not settings.use_trust:
+        return None
+    return trust.pair_trust(windows_f, windows_c, windows_c2,
+                            max(1, int(round(float(settings.scale_ratio)))))
+
+
+def _state(stats: List[PairStats], trusts: Sequence[Optional[trust.PairTrust]],
+           band_count: int, windows, coarse_t2, settings: StfnetSettings,
+           log: Optional[Callable[[str], None]]) -> StfnetState:
+    """The state of the pairs' statistics and trust, with the unmixing confidence of the
+    scene."""
     ratio = float(settings.scale_ratio)
     state = StfnetState(settings.model, band_count, ratio, stats, use_cnn=settings.use_cnn,
-                        options=dict(settings.options), device=str(settings.device))
+                        options=dict(settings.options), device=str(settings.device),
+                        pair_trust=list(trusts) if settings.use_trust else [],
+                        uncertainty=settings.uncertainty)
+    trust.check_pairs(state.pair_trust, log)
     seen = sum(h * w for (_, _, h, w) in windows)
     total = float(coarse_t2.width * coarse_t2.height)
     coarse_pixels = total * stats[0].valid_pixels / max(seen, 1) / ratio ** 2
@@ -361,18 +395,50 @@ def _pair_weights(torch, c2, ca, cb, valid, s, eps=1e-3):
 
 def predict_tile(state: StfnetState, window, is_canceled=None) -> np.ndarray:
     """Predicted fine image at t2 over a ``methods.TileWindow`` (tile + halo) that starts
-    on the block grid (a multiple of ``tile_multiple``); the CNN skips ``window.margin``."""
+    on the block grid (a multiple of ``tile_multiple``); the CNN skips ``window.margin``.
+    With ``state.uncertainty`` its expected absolute error follows as further bands."""
     torch = require_torch()
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float32),  # noqa: E731
                                           device=state.device)
     c2 = as_tensor(window.coarse_t2)
-    (f1, c1), *second = [(as_tensor(f), as_tensor(c)) for f, c in window.pairs]
-    prediction, valid = _stfnet_pair(state, 0, f1, c1, c2, window.margin, window.step)
-    if second and len(state.pairs) >= 2:
-        f3, c3 = second[0]
-        prediction_3, valid_3 = _stfnet_pair(state, 1, f3, c3, c2, window.margin, window.step)
+    pairs = [(as_tensor(f), as_tensor(c)) for f, c in window.pairs][:len(state.pairs)]
+    (f1, c1) = pairs[0]
+    # the expected error looks one pixel beyond the tile: the CNN runs one pixel further
+    margin = window.margin - 1 if state.uncertainty else window.margin
+    prediction, valid = _stfnet_pair(state, 0, f1, c1, c2, margin, window.step)
+    trusts = [_tile_trust(state, 0, f1, c1, c2)]
+    weight = None
+    if len(pairs) >= 2:
+        f3, c3 = pairs[1]
+        prediction_3, valid_3 = _stfnet_pair(state, 1, f3, c3, c2, margin, window.step)
+        trusts.append(_tile_trust(state, 1, f3, c3, c2))
         valid = valid & valid_3
         weight = _pair_weights(torch, c2, c1, c3, valid, state.block)
+        if state.pair_trust:
+            weight = trust.pair_weights(weight, *trusts, [t.weight for t in state.pair_trust])
         prediction = torch.where(valid, weight * prediction + (1 - weight) * prediction_3,
                                  float("nan"))
+    if state.pair_trust:
+        prediction = trust.blend(prediction, c2, trust.combined_trust(
+            trusts, [t.weight for t in state.pair_trust]))
+    if state.uncertainty:
+        prediction = torch.cat([prediction, _expected_error(state, prediction, pairs, c2,
+                                                            weight)])
     return prediction.float().cpu().numpy()
+
+
+def _tile_trust(state: StfnetState, index: int, f, c, c2) -> Optional[trust.TileTrust]:
+    """The local trust fields of pair ``index`` over the window (None without trust)."""
+    if not state.pair_trust:
+        return None
+    return trust.TileTrust(f, c, c2, state.pair_trust[index].tensors(f.device), state.block,
+                           int(state.options["window"]), state.alpha)
+
+
+def _expected_error(state: StfnetState, prediction, pairs, c2, weight):
+    """``trust.expected_error`` of the prediction from its pairs (bias 0 without trust)."""
+    torch = require_torch()
+    biases = [torch.as_tensor(t.bias, device=prediction.device) for t in state.pair_trust] \
+        or [torch.zeros(prediction.shape[0], device=prediction.device)] * len(pairs)
+    return trust.expected_error(prediction, pairs[:1 if weight is None else 2], c2, biases,
+                                weight, state.block)

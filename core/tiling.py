@@ -7,9 +7,9 @@ its core and written to an ``AtomicGeoTiff``.
 import ctypes
 import ctypes.util
 import math
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal
@@ -180,21 +180,39 @@ def process_files(inputs: Sequence[Optional[str]], output: str, like: str,
                        is_canceled)
 
 
-def write_tiled(sources: Sequence[Optional[raster.RasterSource]], output: str,
-                like: raster.RasterInfo, function: Callable[..., np.ndarray], halo: int = 0,
+def write_tiled(sources: Sequence[Optional[raster.RasterSource]],
+                output: Union[str, Sequence[str]], like: raster.RasterInfo,
+                function: Callable[..., np.ndarray], halo: int = 0,
                 tile_size: int = DEFAULT_TILE, bands: Optional[Sequence[int]] = None,
                 progress: Callable[[float], None] = no_progress,
                 is_canceled: Callable[[], bool] = never_canceled) -> str:
     """``process_tiled`` from open sources into the GeoTIFF ``output`` (atomically),
     encoded like the raster ``like`` with its band names (``bands``: the 1-based bands
-    the sources read)."""
+    the sources read). ``output`` a list of paths: ``function`` returns their bands one
+    after the other (``band_count`` each), written alike; all appear or none."""
+    paths = [output] if isinstance(output, str) else list(output)
     band_count = len(bands) if bands else like.band_count
     names = [like.band_names[b - 1] for b in bands] if bands else list(like.band_names)
     block = tile_size if tile_size % OUTPUT_BLOCK_MULTIPLE == 0 else None
-    with raster.AtomicGeoTiff(output, like.grid, band_count,
-                              raster.OutputEncoding.like(like), names, block) as out:
-        process_tiled(sources, out, function, halo, tile_size, progress, is_canceled)
-    return output
+    with ExitStack() as stack:
+        outs = [stack.enter_context(raster.AtomicGeoTiff(
+            path, like.grid, band_count, raster.OutputEncoding.like(like), names, block))
+            for path in paths]
+        process_tiled(sources, outs[0] if len(outs) == 1 else _LayerOutputs(outs), function,
+                      halo, tile_size, progress, is_canceled)
+    return paths[0]
+
+
+class _LayerOutputs:
+    """Writes consecutive groups of bands of one result into several outputs."""
+
+    def __init__(self, outputs: Sequence):
+        self.outputs = outputs
+
+    def write(self, values: np.ndarray, x0: int = 0, y0: int = 0) -> None:
+        per_output = values.shape[0] // len(self.outputs)
+        for i, out in enumerate(self.outputs):
+            out.write(values[i * per_output:(i + 1) * per_output], x0, y0)
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from . import raster, stfnet, stfnet_fields, tiling
+from . import scale_ratio as ratio_rule
 from .errors import InputError
 from .models import FORMAT_VERSION, build_model, resolve_architecture, save_model
 from .torch_check import require_torch
@@ -318,11 +319,13 @@ def _read_pairs(pairs, log):
     """Windows of every (fine, coarse) GeoTIFF pair of one grid: whole images when small, else
     at most ``tiling.SAMPLE_MAX_WINDOWS`` windows of ``tiling.SAMPLE_WINDOW`` pixels at the
     same places in every date (bounded memory). Returns (windows per date, info, ratio)."""
-    from .fusion import scale_ratio_for   # the scale-ratio rule (its own module soon)
     if not pairs:
         raise ValueError("give at least one (fine, coarse) pair")
     info = raster.check_same_grid(pairs[0][0], [p for pair in pairs for p in pair])
-    ratio = scale_ratio_for(info)
+    rule = ratio_rule.resolve(pairs[0][0], [c for _, c in pairs])
+    ratio = rule.value
+    if log:
+        log(rule.note)
     wins = tiling.sample_windows((info.grid.height, info.grid.width),
                                   align=max(1, int(round(ratio))))
     if log and len(wins) > 1:

@@ -67,7 +67,7 @@ def test_outputs_report_and_table(stfusion_provider, scene, tmp_path):
     for name in ("RMSE", "SSIM", "ERGAS", "SAM"):
         assert result[name] == pytest.approx(data["methods"][0]["mean"][name])
     assert 0.009 < result["RMSE"] < 0.011 and 0 < result["SSIM"] < 1
-    assert "30/500" in data["ratio_note"]
+    assert "500 m MODIS over the 30 fine pixel" in data["ratio_note"]
     table = result["TABLE"]
     if not isinstance(table, QgsVectorLayer):
         table = QgsVectorLayer(table, "t", "ogr")

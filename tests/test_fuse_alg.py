@@ -46,7 +46,7 @@ def test_tiled_run_equals_untiled_run(stfusion_provider, small_scene, tmp_path):
     whole = fuse(small_scene, tmp_path, "whole.tif", TILE_SIZE=1024)
     feedback = QgsProcessingFeedback()
     tiled = fuse(small_scene, tmp_path, "tiled.tif", feedback=feedback, TILE_SIZE=48)
-    assert "fusing 9 tile(s) of 68 px" in feedback.textLog()     # really tiled
+    assert "fusing 9 tile(s) of 60 px" in feedback.textLog()     # really tiled
     a, b = (raster.read_raster(r["OUTPUT"]) for r in (whole, tiled))
     # stored as int16 x 1e-4: equal floats can only round one unit apart
     assert np.nanmax(np.abs(a - b)) <= 1.01e-4
@@ -109,3 +109,22 @@ def test_model_file_that_would_run_code_is_refused(stfusion_provider, small_scen
     with pytest.raises(QgsProcessingException, match="MODEL"):
         fuse(small_scene, tmp_path, MODEL=str(crafted))
     assert not (tmp_path / "pwned").exists()
+
+
+def test_uncertainty_output_and_its_report(stfusion_provider, small_scene, tmp_path):
+    d1 = small_scene.dates[1]
+    feedback = QgsProcessingFeedback()
+    results = fuse(small_scene, tmp_path, feedback=feedback,
+                   UNCERTAINTY=str(tmp_path / "error.tif"), REFERENCE=small_scene.fine[d1],
+                   REPORT=str(tmp_path / "report.html"))
+    fused, error = (raster.read_raster(results[k]) for k in ("OUTPUT", "UNCERTAINTY"))
+    assert raster.raster_info(results["UNCERTAINTY"]).grid == \
+        raster.raster_info(results["OUTPUT"]).grid
+    assert np.array_equal(np.isnan(fused), np.isnan(error)) and np.nanmin(error) >= 0
+    assert "scale ratio 15.4 estimated" in feedback.textLog()
+    assert "pair 1: fine/coarse correlation" in feedback.textLog()
+    with open(results["REPORT"]) as report:
+        text = report.read()
+    assert "uncertainty › spearman" in text and "uncertainty › share below" in text
+    with pytest.raises(QgsProcessingException, match="UNCERTAINTY"):
+        fuse(small_scene, tmp_path, "same.tif", UNCERTAINTY=str(tmp_path / "same.tif"))

@@ -222,7 +222,7 @@ def test_progress_and_cancel(tmp_path):
 def test_ratio_sources(tmp_path):
     ref = write(tmp_path / "r.tif", textured((1, 10, 10), 1))
     assert metrics.coarse_ratio(ref, None, None)[0] == pytest.approx(0.06)
-    assert "30/500" in metrics.coarse_ratio(ref, None, None)[1]
+    assert "500 m MODIS over the 30 fine pixel" in metrics.coarse_ratio(ref, None, None)[1]
     assert metrics.coarse_ratio(ref, None, 500 / 30)[0] == pytest.approx(0.06)
     coarse = write(tmp_path / "c.tif", textured((1, 10, 10), 2))
     ds = gdal.Open(coarse, gdal.GA_Update)
