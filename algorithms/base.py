@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingAlgorithm,
                        QgsProcessingException, QgsProcessingLayerPostProcessorInterface,
-                       QgsProcessingOutputLayerDefinition, QgsProcessingParameterDefinition,
+                       QgsProcessingOutputLayerDefinition,
                        QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
                        QgsProcessingParameterFolderDestination,
                        QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
@@ -37,8 +37,10 @@ from qgis.PyQt.QtGui import QIcon
 
 from ..core import acquisition, atomic, raster, report, torch_install
 from ..core.errors import InputError
+from ..core.parameters import FUSION_INPUTS, help_lines
 from ..core.tiling import Canceled
 from ..core.torch_check import TorchMissing, require_torch
+from .parameters import as_advanced, processing_parameter
 
 PLUGIN_DIR = os.path.dirname(os.path.dirname(__file__))
 ICON_PATH = os.path.join(PLUGIN_DIR, "resources", "icon.svg")
@@ -48,20 +50,8 @@ README_PATH = os.path.join(PLUGIN_DIR, "README.md")
 GROUPS = {"workflows": "0 · Workflows", "preparation": "1 · Preparation", "fusion": "2 · Fusion",
           "evaluation": "3 · Evaluation", "classic": "4 · Classic methods"}
 COMMON_TAGS = ("stfusion", "spatiotemporal", "fusion", "Landsat", "MODIS", "remote sensing")
-FUSION_INPUTS = (("FINE_T1", "Fine image at t1 (Landsat)", False),
-                 ("COARSE_T1", "Coarse image at t1 (MODIS on the fine grid)", False),
-                 ("COARSE_T2", "Coarse image at t2, the date to predict", False),
-                 ("FINE_T3", "Fine image at t3 (optional second pair)", True),
-                 ("COARSE_T3", "Coarse image at t3 (optional second pair)", True))
-FUSION_INPUT_HELP = {
-    "FINE_T1": "the fine (Landsat) image of the pair before the date to predict (t1).",
-    "COARSE_T1": "the coarse (MODIS) image of t1, already on the fine grid "
-                 "(stfusion:resample_modis), with the same bands in the same order.",
-    "COARSE_T2": "the coarse image of the date to predict (t2), on the same grid.",
-    "FINE_T3": "optional fine image of a second pair (t3, usually after t2); give its coarse "
-               "image too.",
-    "COARSE_T3": "the coarse image of t3, when a second pair is given.",
-}
+# the fusion inputs' labels and help lines: defined once, with the command line's
+FUSION_INPUT_HELP = help_lines(FUSION_INPUTS)
 RESAMPLE_HINT = ("Bring the coarse image onto the fine grid first with "
                  "'stfusion:resample_modis' (REFERENCE = the fine image).")
 
@@ -221,39 +211,17 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
         """Why the outputs cannot be written as given ('' when they can): an output that is
         an input of the run (also through a link or another case), two outputs on one file,
         a raster output not named .tif, or a folder that cannot be written."""
-        outputs = self.planned_outputs(parameters, context)
-        inputs = self.input_files(parameters, context)
         given = [(d.name(), destination_file(parameters.get(d.name()), context))
                  for d in self.destinationParameterDefinitions()]
-        given = [(name, path) for name, path in given if path]
-        for (name, path), (input_name, input_path) in itertools.product(given + outputs,
-                                                                         inputs):
-            if atomic.same_file(path, input_path):
-                return self.tr(
-                    f"Parameter {name}: '{path}' is the file of input {input_name} "
-                    f"('{input_path}'); inputs are never overwritten. Choose another file "
-                    f"for {name}.")
-        for (name, path), (other, other_path) in itertools.chain(
-                itertools.combinations(given, 2),
-                itertools.combinations(outputs, 2)):
-            if name != other and atomic.same_file(path, other_path):
-                return self.tr(
-                    f"Parameters {name} and {other} both write '{path}'; give each output "
-                    "its own file.")
-        for name, path in outputs:
-            definition = self.parameterDefinition(name)
-            if isinstance(definition, QgsProcessingParameterRasterDestination) and \
-                    os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
-                return self.tr(
-                    f"Parameter {name}: '{os.path.basename(path)}' does not name a GeoTIFF; "
-                    "stfusion writes GeoTIFF rasters, give a file name ending in .tif.")
-            if isinstance(definition, QgsProcessingParameterFolderDestination):
-                path = os.path.join(path, "file")   # a file in it: the folder may exist
-            problem = atomic.writable_folder_problem(path)
-            if problem:
-                return self.tr(f"Parameter {name}: cannot write '{path}': {problem}; "
-                               "choose a folder you can write to.")
-        return ""
+        geotiffs = [d.name() for d in self.destinationParameterDefinitions()
+                    if isinstance(d, QgsProcessingParameterRasterDestination)]
+        folders = [d.name() for d in self.destinationParameterDefinitions()
+                   if isinstance(d, QgsProcessingParameterFolderDestination)]
+        problem = atomic.outputs_problem(self.planned_outputs(parameters, context),
+                                         self.input_files(parameters, context),
+                                         [(name, path) for name, path in given if path],
+                                         geotiffs, folders)
+        return self.tr(str(problem)) if problem else ""
 
     def write_failure(self, exc: OSError, parameters, context) -> str:
         """The message of an output that could not be written, naming its parameter."""
@@ -279,7 +247,8 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
         """Why a fine input is also given as a coarse one ('' when none is): the dialogs
         preselect the same layer everywhere, and fusing an image with itself says nothing.
         (The same coarse image at t1 and t2 is allowed: it predicts the fine image of t1.)"""
-        given = [name for name, _label, _optional in FUSION_INPUTS
+        names = [spec.name for spec in FUSION_INPUTS]
+        given = [name for name in names
                  if self.parameterDefinition(name) and parameters.get(name) not in (None, "")]
         sources = {name: source_file(self.layer_sources(parameters, name, context)[0])
                    for name in given}
@@ -373,10 +342,8 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
 
     def add_fusion_inputs(self, second_pair: bool = True) -> None:
         """The FINE_T1, COARSE_T1, COARSE_T2 (and FINE_T3, COARSE_T3) layer parameters."""
-        inputs = FUSION_INPUTS if second_pair else FUSION_INPUTS[:3]
-        for name, label, optional in inputs:
-            self.addParameter(QgsProcessingParameterRasterLayer(name, self.tr(label),
-                                                                optional=optional))
+        for spec in FUSION_INPUTS[:5 if second_pair else 3]:
+            self.addParameter(processing_parameter(spec))
 
     def add_number_parameters(self, specs, advanced: bool = False) -> None:
         """Number parameters from (name, label, QgsProcessingParameterNumber type, default,
@@ -500,12 +467,6 @@ def torch_missing_advice() -> str:
         "Install PyTorch…, which installs it into a folder of your QGIS profile without "
         "touching the system. Without the desktop, run: {command}")).format(
         python=plan.python, command=plan.manual_command())
-
-
-def as_advanced(parameter):
-    """``parameter``, shown under the dialog's Advanced Parameters."""
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    return parameter
 
 
 def help_anchor(name: str) -> str:

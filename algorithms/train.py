@@ -69,7 +69,7 @@ class Train(StfusionAlgorithm):
         self.addParameter(QgsProcessingParameterMultipleLayers(
             "COARSE", self.tr("Coarse images on the fine grid, same dates and order"),
             QgsProcessing.TypeRaster))
-        self.addParameter(architecture_parameter(self.tr("Architecture")))
+        self.addParameter(architecture_parameter("Architecture"))
         self.add_number_parameters((
             ("EPOCHS", "Epochs", QgsProcessingParameterNumber.Integer, 50, 1),))
         self.add_number_parameters((

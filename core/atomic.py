@@ -13,12 +13,15 @@ process killed outright (SIGKILL, power loss) cannot remove its temporary file, 
 run on the same target removes such leftovers of dead processes (``remove_stale``).
 """
 import glob
+import itertools
 import os
 import re
 import tempfile
 import threading
 from contextlib import contextmanager
-from typing import Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from .errors import InputError
 
 
 def temporary_beside(path: str, suffix: str = ".part") -> str:
@@ -230,4 +233,42 @@ def writable_folder_problem(path: str) -> Optional[str]:
         return f"the folder '{folder}' is not writable ({exc.strerror})"
     os.close(handle)
     os.remove(probe)
+    return None
+
+
+Named = Sequence[Tuple[str, str]]      # (parameter, path) pairs
+
+
+def outputs_problem(outputs: Named, inputs: Named, given: Named = (),
+                    geotiffs: Sequence[str] = (), folders: Sequence[str] = ()
+                    ) -> Optional[InputError]:
+    """Why a run's outputs cannot be written as given (None when they can), the rules of
+    every run (Processing and the command line): an output that is an input of the run (also
+    through a link or another case), two outputs on one file, a GeoTIFF output not named
+    .tif, or a folder that cannot be written. ``outputs``: every file the run writes (a
+    report's sidecars included); ``given``: the destination paths as given (a report's own
+    path); ``inputs``: the files it reads; ``geotiffs``: the parameters that write rasters;
+    ``folders``: those that name a folder to write files into."""
+    for (name, path), (input_name, input_path) in itertools.product([*given, *outputs],
+                                                                     inputs):
+        if same_file(path, input_path):
+            return InputError(name, f"'{path}' is the file of input {input_name} "
+                                    f"('{input_path}'); inputs are never overwritten. Choose "
+                                    f"another file for {name}.")
+    for (name, path), (other, other_path) in itertools.chain(
+            itertools.combinations(given, 2), itertools.combinations(outputs, 2)):
+        if name != other and same_file(path, other_path):
+            return InputError(None, f"Parameters {name} and {other} both write '{path}'; "
+                                    "give each output its own file.")
+    for name, path in outputs:
+        if name in geotiffs and os.path.splitext(path)[1].lower() not in (".tif", ".tiff"):
+            return InputError(name, f"'{os.path.basename(path)}' does not name a GeoTIFF; "
+                                    "stfusion writes GeoTIFF rasters, give a file name ending "
+                                    "in .tif.")
+        if name in folders:
+            path = os.path.join(path, "file")   # a file in it: the folder may exist
+        problem = writable_folder_problem(path)
+        if problem:
+            return InputError(name, f"cannot write '{path}': {problem}; choose a folder you "
+                                    "can write to.")
     return None

@@ -166,7 +166,7 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
                is_canceled: Optional[Callable[[], bool]] = None,
                log: Optional[Callable[[str], None]] = None,
                use_cnn: Optional[bool] = None, uncertainty: Optional[str] = None,
-               use_trust: bool = True) -> Dict:
+               use_trust: bool = True, tile_map: Optional[tiling.TileMap] = None) -> Dict:
     """Fuse GeoTIFFs block by block into ``output`` (encoded like ``fine_t1``).
 
     ``uncertainty``: also write the expected absolute error per pixel and band there
@@ -180,8 +180,10 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     The prepare pass reads at most ``tiling.SAMPLE_MAX_WINDOWS`` windows of
     ``tiling.SAMPLE_WINDOW`` pixels (the whole image when small), so memory depends on the
     tile size only. ``device``: 'cpu' or 'cuda' (the networks and the stfnet tile arithmetic
-    run there). Returns a summary: architecture, cnn_used, scale_ratio (and where it came
-    from), the trust in each pair, seconds, tiles, model metadata.
+    run there). ``tile_map``: who computes the tiles (``methods.predict``: None = this
+    process, ``cluster.tile_map`` = Dask workers). Returns a summary: architecture,
+    cnn_used, scale_ratio (and where it came from), the trust in each pair, seconds, tiles,
+    model metadata.
     """
     started = time.time()
     progress = progress or tiling.no_progress
@@ -223,7 +225,8 @@ def fuse_files(fine_t1: str, coarse_t1: str, coarse_t2: str, output: str,
     methods.predict_files(state, pairs, c2, output, info, tile_size,
                           progress=tile_progress.tile_done, is_canceled=is_canceled,
                           step=tile_progress.step,
-                          layer_outputs=[uncertainty] if uncertainty else [])
+                          layer_outputs=[uncertainty] if uncertainty else [],
+                          tile_map=tile_map)
     seconds = time.time() - started
     summary = {"architecture": state.METHOD, "cnn_used": getattr(state, "use_cnn", True),
                "scale_ratio": ratio, "scale_ratio_source": rule.source,

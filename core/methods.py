@@ -154,27 +154,45 @@ def prepare_date(name: str, prepared: Sequence, pairs: Sequence[Pair], coarse_t2
 def predict(state, pairs: Sequence[Pair], coarse_t2, output, tile_size: int,
             progress: Callable[[float], None] = tiling.no_progress,
             is_canceled: Callable[[], bool] = tiling.never_canceled,
-            step: Optional[Callable[[], None]] = None) -> None:
+            step: Optional[Callable[[], None]] = None,
+            tile_map: Optional[tiling.TileMap] = None) -> None:
     """The one tiled driver: ``state``'s prediction over the sources, tile by tile (with
     the method's halo, tiles a multiple of its ``tile_multiple``), into ``output`` (anything
-    with ``write(values, x0, y0)``). Tiled and untiled runs give the same result."""
-    inputs, one_tile, halo = _tile_job(state, pairs, coarse_t2, is_canceled, step)
-    tiling.process_tiled(inputs, output, one_tile, halo, tile_size, progress, is_canceled)
+    with ``write(values, x0, y0)``). Tiled and untiled runs give the same result.
+    ``tile_map``: who computes the tiles (``tiling.TileMap``; None = this process, one
+    after another; ``core.cluster.tile_map``: Dask workers, bit-identical)."""
+    inputs, predictor, halo = _tile_job(state, pairs, coarse_t2, is_canceled, step)
+    tiling.process_tiled(inputs, output, predictor, halo, tile_size, progress, is_canceled,
+                         tile_map)
+
+
+@dataclass
+class TilePredictor:
+    """The driver's per-tile function: ``predict_tile`` of ``state`` over the arrays of one
+    read window (each pair's fine and coarse, then C2). A module-level class, picklable with
+    its state, so a cluster sends it to its workers once per run; ``step`` and
+    ``is_canceled`` are this process's callbacks and stay here (a copy has None: a cluster
+    run reports progress per tile and cancels the tasks of the tiles not yet computed)."""
+    state: object
+    pair_count: int
+    halo: int
+    step: Optional[Callable[[], None]] = None
+    is_canceled: Optional[Callable[[], bool]] = None
+
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        window = TileWindow([tuple(arrays[2 * i:2 * i + 2]) for i in range(self.pair_count)],
+                            arrays[-1], self.halo, self.step)
+        return method_of(self.state).predict_tile(self.state, window, self.is_canceled)
+
+    def __getstate__(self):
+        return dict(self.__dict__, step=None, is_canceled=None)
 
 
 def _tile_job(state, pairs: Sequence[Pair], coarse_t2, is_canceled, step=None):
     """(inputs, function, halo) of ``tiling.process_tiled`` for ``state``."""
-    module = method_of(state)
-    halo = module.halo(state)
-    pair_count = len(pairs)
     inputs = [source for pair in pairs for source in pair] + [coarse_t2]
-
-    def one_tile(*arrays):
-        window = TileWindow([tuple(arrays[2 * i:2 * i + 2]) for i in range(pair_count)],
-                            arrays[-1], halo, step)
-        return module.predict_tile(state, window, is_canceled)
-
-    return inputs, one_tile, halo
+    halo = method_of(state).halo(state)
+    return inputs, TilePredictor(state, len(pairs), halo, step, is_canceled), halo
 
 
 def predict_arrays(state, f1, c1, c2, f3=None, c3=None, tile_size: Optional[int] = None,
@@ -211,18 +229,19 @@ def predict_files(state, pairs: Sequence[Pair], coarse_t2, output: str,
                   progress: Callable[[float], None] = tiling.no_progress,
                   is_canceled: Callable[[], bool] = tiling.never_canceled,
                   step: Optional[Callable[[], None]] = None,
-                  layer_outputs: Sequence[str] = ()) -> int:
+                  layer_outputs: Sequence[str] = (),
+                  tile_map: Optional[tiling.TileMap] = None) -> int:
     """``predict`` from ``raster.RasterSource``s into the GeoTIFF ``output``, encoded like
     the raster ``like`` (FINE_T1); tiles are whole output blocks (``tiling.whole_block_tile``).
     ``step``: progress inside a tile (``tiling.TileProgress.step``). ``layer_outputs``: one
     GeoTIFF per further layer of the state (``layers``), written alike (all or none appear).
-    Returns the tile size."""
+    ``tile_map``: as in ``predict``. Returns the tile size."""
     if len(layer_outputs) != len(layers(state)) - 1:
         raise ValueError(f"the state gives the layers {layers(state)}: one output each")
     tile_size = tiling.whole_block_tile(tile_size, method_of(state).tile_multiple(state))
-    inputs, one_tile, halo = _tile_job(state, pairs, coarse_t2, is_canceled, step)
-    tiling.write_tiled(inputs, [output, *layer_outputs], like, one_tile, halo, tile_size,
-                       bands, progress, is_canceled)
+    inputs, predictor, halo = _tile_job(state, pairs, coarse_t2, is_canceled, step)
+    tiling.write_tiled(inputs, [output, *layer_outputs], like, predictor, halo, tile_size,
+                       bands, progress, is_canceled, tile_map)
     return tile_size
 
 
@@ -239,15 +258,17 @@ def fuse_files(name: str, settings, fine_t1: str, coarse_t1: str, coarse_t2: str
                output: str, fine_t3: Optional[str] = None, coarse_t3: Optional[str] = None,
                bands: Optional[Sequence[int]] = None, tile_size: int = tiling.DEFAULT_TILE,
                progress: Callable[[float], None] = tiling.no_progress,
-               is_canceled: Callable[[], bool] = tiling.never_canceled, log=None) -> str:
+               is_canceled: Callable[[], bool] = tiling.never_canceled, log=None,
+               tile_map: Optional[tiling.TileMap] = None) -> str:
     """Method ``name`` on GeoTIFFs (coarse images already on the fine grid), written
-    block-wise to ``output`` encoded like ``fine_t1``. Returns ``output``."""
+    block-wise to ``output`` encoded like ``fine_t1`` (tiles computed by ``tile_map``, as
+    in ``predict``). Returns ``output``."""
     share = method(name).PREPARE_SHARE
     pairs, c2, info = open_inputs(fine_t1, coarse_t1, coarse_t2, fine_t3, coarse_t3, bands)
     state = method(name).prepare(pairs, c2, settings, progress=sub_progress(progress, 0, share),
                                  is_canceled=is_canceled, log=log)
     predict_files(state, pairs, c2, output, info, tile_size, bands,
-                  sub_progress(progress, share, 1.0), is_canceled)
+                  sub_progress(progress, share, 1.0), is_canceled, tile_map=tile_map)
     return output
 
 

@@ -179,25 +179,35 @@ class RasterSource:
     NaN at nodata and outside the raster (a tile's halo at the image border).
 
     Picklable (the open dataset is not pickled; a copy reopens the file on its first read),
-    so a source can travel to another process with a job."""
+    so a source can travel to another process with a job. A GDAL dataset must not serve two
+    threads at once: each thread reading a source opens the file once for itself (a Dask
+    worker's threads share the objects it was sent)."""
 
     def __init__(self, path: str, bands: Optional[Sequence[int]] = None):
         self.path = str(path)
         self.bands = list(bands) if bands else None
-        self._dataset = open_dataset(self.path)
-        self.width, self.height = self._dataset.RasterXSize, self._dataset.RasterYSize
-        self.band_count = len(self.bands) if self.bands else self._dataset.RasterCount
+        self._opened = threading.local()
+        dataset = self._dataset()
+        self.width, self.height = dataset.RasterXSize, dataset.RasterYSize
+        self.band_count = len(self.bands) if self.bands else dataset.RasterCount
+
+    def _dataset(self) -> gdal.Dataset:
+        """The file opened by this thread (opened on its first read)."""
+        if getattr(self._opened, "dataset", None) is None:
+            self._opened.dataset = open_dataset(self.path)
+        return self._opened.dataset
 
     def window(self, x0: int, y0: int, width: int, height: int) -> np.ndarray:
         """(bands, height, width) float32 from global column ``x0``, row ``y0`` (either may
         be negative)."""
-        if self._dataset is None:
-            self._dataset = open_dataset(self.path)
         return read_window(self.path, x0, y0, width, height, self.bands,
-                           dataset=self._dataset)
+                           dataset=self._dataset())
 
     def __getstate__(self):
-        return dict(self.__dict__, _dataset=None)
+        return {name: value for name, value in self.__dict__.items() if name != "_opened"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _opened=threading.local())
 
 
 class ArraySource:

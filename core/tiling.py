@@ -7,7 +7,7 @@ its core and written to an ``AtomicGeoTiff``.
 import ctypes
 import ctypes.util
 import math
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -130,11 +130,47 @@ class ArrayOutput:
         self.array[:, y0:y0 + rows, x0:x0 + cols] = values
 
 
+@dataclass(frozen=True)
+class TileWork:
+    """The work of one tile of ``process_tiled``: every input's window of the tile (grown
+    by the halo), ``function`` over them, NaN where an input is invalid, cropped to the tile
+    (float32). Picklable when ``function`` and the sources are (a ``RasterSource``, a
+    module-level callable): what a cluster sends to its workers, once per run."""
+    inputs: Tuple[Optional[raster.RasterSource], ...]
+    function: Callable[..., np.ndarray]
+
+    def __call__(self, tile: Tile) -> np.ndarray:
+        arrays = [None if source is None else source.window(*tile.read_window)
+                  for source in self.inputs]
+        result = self.function(*arrays)
+        present = [a for a in arrays if a is not None]
+        if present:
+            result = np.where(raster.valid_mask(*present), result, np.nan)
+        return tile.crop(result).astype(np.float32)
+
+
+# (work, tiles, is_canceled) -> (tile, values) of every tile, in any order; closing the
+# iterator early (an error, a cancel) stops the tiles still to come
+TileMap = Callable[[TileWork, Sequence[Tile], Callable[[], bool]],
+                   Iterator[Tuple[Tile, np.ndarray]]]
+
+
+def map_in_process(work: TileWork, tiles: Sequence[Tile],
+                   is_canceled: Callable[[], bool] = never_canceled
+                   ) -> Iterator[Tuple[Tile, np.ndarray]]:
+    """The tiles one after another in this process (``TileMap``)."""
+    for tile in tiles:
+        check_canceled(is_canceled)
+        yield tile, work(tile)
+        release_free_memory()
+
+
 def process_tiled(inputs: Sequence[Optional[raster.RasterSource]], output,
                   function: Callable[..., np.ndarray], halo: int = 0,
                   tile_size: int = DEFAULT_TILE,
                   progress: Callable[[float], None] = no_progress,
-                  is_canceled: Callable[[], bool] = never_canceled) -> None:
+                  is_canceled: Callable[[], bool] = never_canceled,
+                  tile_map: Optional[TileMap] = None) -> None:
     """Stream the inputs tile by tile through ``function`` into ``output``.
 
     ``inputs``: sources with ``width``, ``height`` and ``window(x0, y0, width, height)``
@@ -143,28 +179,18 @@ def process_tiled(inputs: Sequence[Optional[raster.RasterSource]], output,
     ``ArrayOutput``). ``function(*arrays)`` receives one ``(bands, rows, cols)`` array per
     input (None for an input given as None) covering the tile plus its halo and returns the
     result over the same window; pixels invalid in any input become NaN in the output.
+    ``tile_map`` computes the tiles (``TileMap``): None = one after another in this process
+    (``map_in_process``); ``core.cluster`` gives one that computes them on Dask workers.
     """
     first = next(source for source in inputs if source is not None)
-    grid = first.width, first.height
-    total = tile_count(*grid, tile_size)
-    with streaming_gdal_settings():
-        for done, tile in enumerate(iter_tiles(*grid, tile_size, halo)):
-            check_canceled(is_canceled)
-            _process_tile(tile, inputs, output, function)
-            release_free_memory()
-            progress((done + 1) / total)
+    tiles = list(iter_tiles(first.width, first.height, tile_size, halo))
+    results = (tile_map or map_in_process)(TileWork(tuple(inputs), function), tiles,
+                                           is_canceled)
+    with streaming_gdal_settings(), closing(results):
+        for done, (tile, values) in enumerate(results, 1):
+            output.write(values, tile.x0, tile.y0)
+            progress(done / len(tiles))
         check_canceled(is_canceled)     # a cancel during the last tile publishes nothing
-
-
-def _process_tile(tile: Tile, inputs: Sequence[Optional[raster.RasterSource]], output,
-                  function: Callable[..., np.ndarray]) -> None:
-    arrays = [None if source is None else source.window(*tile.read_window)
-              for source in inputs]
-    result = function(*arrays)
-    present = [a for a in arrays if a is not None]
-    if present:
-        result = np.where(raster.valid_mask(*present), result, np.nan)
-    output.write(tile.crop(result).astype(np.float32), tile.x0, tile.y0)
 
 
 def process_files(inputs: Sequence[Optional[str]], output: str, like: str,
@@ -185,7 +211,8 @@ def write_tiled(sources: Sequence[Optional[raster.RasterSource]],
                 function: Callable[..., np.ndarray], halo: int = 0,
                 tile_size: int = DEFAULT_TILE, bands: Optional[Sequence[int]] = None,
                 progress: Callable[[float], None] = no_progress,
-                is_canceled: Callable[[], bool] = never_canceled) -> str:
+                is_canceled: Callable[[], bool] = never_canceled,
+                tile_map: Optional[TileMap] = None) -> str:
     """``process_tiled`` from open sources into the GeoTIFF ``output`` (atomically),
     encoded like the raster ``like`` with its band names (``bands``: the 1-based bands
     the sources read). ``output`` a list of paths: ``function`` returns their bands one
@@ -199,7 +226,7 @@ def write_tiled(sources: Sequence[Optional[raster.RasterSource]],
             path, like.grid, band_count, raster.OutputEncoding.like(like), names, block))
             for path in paths]
         process_tiled(sources, outs[0] if len(outs) == 1 else _LayerOutputs(outs), function,
-                      halo, tile_size, progress, is_canceled)
+                      halo, tile_size, progress, is_canceled, tile_map)
     return paths[0]
 
 

@@ -38,6 +38,15 @@ if ! .venv/bin/python -c "import torch, pytest_qgis" 2>/dev/null; then
   .venv/bin/python -m pip install -q --disable-pip-version-check -c build/constraints.txt \
     "$TORCH" "$PYTEST_QGIS"
 fi
+# Dask for the cluster runs (python -m stfusion.cli --workers/--scheduler, the SCHEDULER
+# parameter): pinned, under the constraints that pin the system's numpy; Debian's older
+# python3-distributed, if installed, is shadowed by the venv's
+DASK_VERSION=2026.8.0
+if ! .venv/bin/python -c "import sys, dask, distributed; sys.exit(not dask.__version__ == distributed.__version__ == '$DASK_VERSION')" 2>/dev/null; then
+  log "installing dask and distributed $DASK_VERSION into .venv"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -c build/constraints.txt \
+    "dask==$DASK_VERSION" "distributed==$DASK_VERSION"
+fi
 
 # 2b. real-product tests: pyhdf writes HDF4 (MODIS HDF-EOS) and h5py HDF5 (VIIRS HDF-EOS5)
 # fixtures; GDAL must read HDF4 and HDF5
