@@ -17,12 +17,11 @@ not yet done; the driver then removes its partial file.
 Without a scheduler or workers none of this runs: the driver computes the tiles in process.
 """
 import sys
+import time
 import uuid
 from contextlib import contextmanager
 from functools import partial
-from typing import Callable, Iterator, Optional, Sequence, Tuple
-
-import numpy as np
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple
 
 from . import tiling
 from .errors import InputError
@@ -30,7 +29,7 @@ from .errors import InputError
 CONNECT_TIMEOUT_S = 5         # a wrong scheduler address fails this fast
 TASK_RETRIES = 3
 IN_FLIGHT_PER_THREAD = 2      # one tile computing, one queued, per worker thread
-WAIT_STEP_S = 0.2             # how often a cancel is noticed while tiles compute
+POLL_S = 0.02                 # how often finished tiles and a cancel are looked for
 
 
 def require_distributed():
@@ -101,7 +100,7 @@ def describe(client) -> str:
             f"{client.scheduler.address}")
 
 
-def compute_tile(work: tiling.TileWork, tile: tiling.Tile) -> np.ndarray:
+def compute_tile(work: Callable[[tiling.Tile], Any], tile: tiling.Tile) -> Any:
     """The task of one tile on a worker: read and computed as in process."""
     with tiling.streaming_gdal_settings():
         values = work(tile)
@@ -109,14 +108,13 @@ def compute_tile(work: tiling.TileWork, tile: tiling.Tile) -> np.ndarray:
     return values
 
 
-def map_tiles(client, work: tiling.TileWork, tiles: Sequence[tiling.Tile],
+def map_tiles(client, work: Callable[[tiling.Tile], Any], tiles: Sequence[tiling.Tile],
               is_canceled: Callable[[], bool] = tiling.never_canceled,
-              max_in_flight: int = 0) -> Iterator[Tuple[tiling.Tile, np.ndarray]]:
+              max_in_flight: int = 0) -> Iterator[Tuple[tiling.Tile, Any]]:
     """``tiling.TileMap`` on the cluster of ``client``: ``work`` scattered to every worker
     once, one task per tile, (tile, values) as they finish. ``max_in_flight``: tasks
     submitted but not yet returned (0 = ``IN_FLIGHT_PER_THREAD`` per worker thread).
     Closing the iterator early (an error, a cancel) cancels the tasks still running."""
-    distributed = require_distributed()
     limit = max_in_flight or IN_FLIGHT_PER_THREAD * max(1, sum(client.nthreads().values()))
     shared = client.scatter(work, broadcast=True, hash=False)
     pending = iter(tiles)
@@ -137,7 +135,12 @@ def map_tiles(client, work: tiling.TileWork, tiles: Sequence[tiling.Tile],
         refill()
         while in_flight:
             tiling.check_canceled(is_canceled)
-            for future in _finished(distributed, in_flight):
+            # polled, not distributed.wait(timeout=): its TimeoutError's traceback would tie
+            # this frame (the sources, their open files) into garbage kept until exit
+            finished = [future for future in in_flight if future.done()]
+            if not finished:
+                time.sleep(POLL_S)
+            for future in finished:
                 tile = in_flight.pop(future)
                 values = future.result()
                 future.release()
@@ -145,12 +148,3 @@ def map_tiles(client, work: tiling.TileWork, tiles: Sequence[tiling.Tile],
             refill()
     finally:                           # done, failed, canceled or closed early
         client.cancel(list(in_flight) + [shared])
-
-
-def _finished(distributed, in_flight) -> list:
-    """The futures among ``in_flight`` that finished within ``WAIT_STEP_S`` (maybe none)."""
-    try:
-        return list(distributed.wait(list(in_flight), timeout=WAIT_STEP_S,
-                                     return_when="FIRST_COMPLETED").done)
-    except TimeoutError:
-        return []

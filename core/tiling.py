@@ -9,7 +9,7 @@ import ctypes.util
 import math
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from osgeo import gdal
@@ -149,15 +149,16 @@ class TileWork:
         return tile.crop(result).astype(np.float32)
 
 
-# (work, tiles, is_canceled) -> (tile, values) of every tile, in any order; closing the
-# iterator early (an error, a cancel) stops the tiles still to come
-TileMap = Callable[[TileWork, Sequence[Tile], Callable[[], bool]],
-                   Iterator[Tuple[Tile, np.ndarray]]]
+# (work, tiles, is_canceled) -> (tile, work(tile)) of every tile, in any order; ``work`` is
+# a picklable callable (a ``TileWork``, or any module-level one); closing the iterator early
+# (an error, a cancel) stops the tiles still to come
+TileMap = Callable[[Callable[[Tile], Any], Sequence[Tile], Callable[[], bool]],
+                   Iterator[Tuple[Tile, Any]]]
 
 
-def map_in_process(work: TileWork, tiles: Sequence[Tile],
+def map_in_process(work: Callable[[Tile], Any], tiles: Sequence[Tile],
                    is_canceled: Callable[[], bool] = never_canceled
-                   ) -> Iterator[Tuple[Tile, np.ndarray]]:
+                   ) -> Iterator[Tuple[Tile, Any]]:
     """The tiles one after another in this process (``TileMap``)."""
     for tile in tiles:
         check_canceled(is_canceled)
