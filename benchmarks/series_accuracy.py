@@ -24,6 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "plugins"))
 DATA = ROOT.parent / "shared" / "data"
+TOLERANCE = 5e-5        # RMSE: half the last digit the table shows
 
 
 def load_set(name):
@@ -128,12 +129,16 @@ def main():
                   f"{seconds:.1f} s")
             table += rows
     lines = ["| set | date | nearest known pair | fuse_series | fuse, nearest pair | "
-             "F1 + (C2 − C1) | ≤ better of the two | pixels compared | fuse_series on all "
-             "its pixels (coverage) | sources |", "|---" * 10 + "|"]
+             "F1 + (C2 − C1) | fuse_series − the better (1e-5) | ≤ better of the two | "
+             "pixels compared | fuse_series on all its pixels (coverage) | sources |",
+             "|---" * 11 + "|"]
     for r in table:
-        ok = "yes" if r["series"] <= min(r["fuse"], r["trivial"]) + 5e-5 else "**no**"
+        difference = r["series"] - min(r["fuse"], r["trivial"])
+        # TOLERANCE: a pair's classes come from the pixels valid in its own images, fuse's
+        # from those valid in C2 as well (different k-means samples where C2 has gaps)
+        ok = "yes" if difference <= TOLERANCE else "**no**"
         lines.append(f"| {r['set']} | {r['date']} | {r['nearest']} | {r['series']:.4f} | "
-                     f"{r['fuse']:.4f} | {r['trivial']:.4f} | {ok} | "
+                     f"{r['fuse']:.4f} | {r['trivial']:.4f} | {difference * 1e5:+.1f} | {ok} | "
                      f"{100 * r['common']:.0f} % | {r['series_all']:.4f} "
                      f"({100 * r['series_cover']:.0f} %) | {r['sources']} |")
     out = ROOT / "benchmarks" / "results"

@@ -1,15 +1,18 @@
-"""Speed and peak memory of a fused series against one single-date fuse (not part of the tests).
+"""Speed and peak memory of a fused series against one single-date fuse, each beside its I/O
+floor measured in the same run (not part of the tests).
 
-A generated season (``make_sample_series``, no clouds): 4 fine/coarse pairs and 30 coarse-only
-dates between them. Each job runs in a fresh process (its own peak RSS):
-  fuse          stfusion's fuse of one date from its nearest pair,
-  fuse_floor    the I/O floor of that fuse: read its inputs tile by tile and write the output
-                with the same GDAL options (no arithmetic),
-  series        fuse_series of the 30 dates (two pairs around each date),
-  series_floor  the I/O floor of the series: per date, read the date's inputs (two pairs and
-                its coarse image) and write its output.
+A generated season (``make_sample_series``, no clouds): 4 fine/coarse pairs and the target
+dates between them (30 by default). Each job runs in a fresh process (its own peak RSS):
+  fuse          stfusion's fuse of the first target date from its nearest pair,
+  series        fuse_series of every target date (pairs chosen per date: two pairs where
+                their gaps are balanced, else the nearest one),
+and the I/O floor of each, as in ``speed_memory.py``: read the inputs whole (fuse: F1, C1,
+C2; series: per date its coarse image and the images of the pairs it uses) and write the
+output(s) with the same GDAL options, right after the job, on the same files.
+
     python benchmarks/series_speed.py [--size 2000] [--dates 30]
-Writes benchmarks/out/series_speed.md.
+
+Writes benchmarks/results/series_speed.md.
 """
 import argparse
 import datetime as dt
@@ -31,15 +34,16 @@ def scene(folder, size, dates):
     marker = Path(folder) / "series.json"
     if not marker.exists():
         print(f"generating a {size}x{size}x6 season in {folder} ...", flush=True)
-        every = dates // (PAIRS - 1) + 1          # 4 pairs with the dates between them
+        every = -(-dates // (PAIRS - 1)) + 1          # 4 pairs with the dates between them
         made = make_sample_series(folder, size=size, coarse_dates=every * (PAIRS - 1) + 1,
                                   fine_every=every, clouds={})
         marker.write_text(json.dumps({"fine": made.fine, "coarse": made.coarse}))
     return json.loads(marker.read_text())
 
 
-def plan_of(description, dates):
+def plan_of(folder, dates):
     from stfusion.core import series
+    description = json.loads((Path(folder) / "series.json").read_text())
     fine = [series.Image(p, dt.date.fromisoformat(d)) for d, p in description["fine"].items()]
     coarse = [series.Image(p, dt.date.fromisoformat(d))
               for d, p in description["coarse"].items()]
@@ -49,35 +53,65 @@ def plan_of(description, dates):
 
 
 def job(name, folder, output, dates):
+    """Run the fuse or the series; print wall and CPU seconds and peak RSS as JSON."""
     import torch
     torch.set_num_threads(2)
-    from stfusion.core import fusion, raster, series, tiling
-    description = json.loads((Path(folder) / "series.json").read_text())
-    plan = plan_of(description, dates)
+    from stfusion.core import fusion, raster, series
+    plan = plan_of(folder, dates)
     entry = plan.entries[0]
-    nearest = plan.pairs[entry.candidates[1].pairs[0]]
-    tile = tiling.whole_block_tile(tiling.DEFAULT_TILE, 15)
-
-    def copy(*arrays):
-        return arrays[0]
-    started = time.time()
+    nearest = plan.pairs[next(c for c in entry.candidates if len(c.pairs) == 1).pairs[0]]
+    started, cpu = time.perf_counter(), time.process_time()
     if name == "fuse":
         fusion.fuse_files(nearest.fine, nearest.coarse, entry.coarse, output)
-    elif name == "fuse_floor":
-        tiling.process_files([nearest.fine, nearest.coarse, entry.coarse], output,
-                             nearest.fine, copy, 0, tile)
-    elif name == "series":
+    else:
         series.run_series(plan, raster.raster_info(nearest.fine), series.SeriesSettings(),
                           output)
-    elif name == "series_floor":
-        for e in plan.entries:
-            before, after = (plan.pairs[i] for i in e.candidates[0].pairs)
-            tiling.process_files([before.fine, before.coarse, after.fine, after.coarse,
-                                  e.coarse], os.path.join(output, f"{e.date}.tif"),
-                                 before.fine, copy, 0, tile)
-    seconds = time.time() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak}))
+    print(json.dumps({"seconds": time.perf_counter() - started,
+                      "cpu_seconds": time.process_time() - cpu,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "pair_dates": sum(len(e.candidates[0].pairs) for e in plan.entries),
+                      "two_pair_dates": sum(len(e.candidates[0].pairs) == 2
+                                            for e in plan.entries)}))
+
+
+def floor(name, folder, output, dates):
+    """The I/O floor of the job: its inputs read whole, its outputs (read back untimed)
+    written with the same options; prints the seconds as JSON."""
+    from osgeo import gdal
+    from stfusion.core import raster, series, tiling
+    plan = plan_of(folder, dates)
+    if name == "fuse":
+        entry = plan.entries[0]
+        nearest = plan.pairs[next(c for c in entry.candidates if len(c.pairs) == 1).pairs[0]]
+        units = [([nearest.fine, nearest.coarse, entry.coarse], output)]
+    else:
+        units = [([e.coarse] + [p for i in e.candidates[0].pairs
+                                for p in (plan.pairs[i].fine, plan.pairs[i].coarse)],
+                  series.output_path(output, "fused", e.date)) for e in plan.entries]
+    seconds = 0.0
+    with tiling.streaming_gdal_settings():
+        for inputs, written in units:
+            values = gdal.Open(written).ReadAsArray()
+            info = raster.raster_info(written)
+            block = gdal.Open(written).GetRasterBand(1).GetBlockSize()
+            started = time.perf_counter()
+            for path in inputs:
+                raster.open_dataset(path).ReadAsArray()
+            with raster.AtomicGeoTiff(written + ".floor.tif", info.grid, info.band_count,
+                                      raster.OutputEncoding.like(info),
+                                      block_size=block[0] if block[0] == block[1] else None
+                                      ) as out:
+                out.ds.WriteArray(values)
+            seconds += time.perf_counter() - started
+            os.remove(written + ".floor.tif")
+    print(json.dumps({"seconds": seconds}))
+
+
+def run(*args):
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(result.stderr[-3000:])
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -86,42 +120,46 @@ def main():
     parser.add_argument("--dates", type=int, default=30)
     parser.add_argument("--work", default=str(ROOT / "build" / "bench_series"))
     args = parser.parse_args()
-    folder = Path(args.work) / f"season_{args.size}"
+    folder = Path(args.work) / f"season_{args.size}_{args.dates}"
     scene(str(folder), args.size, args.dates)
     measured = {}
-    for name in ("fuse_floor", "fuse", "series_floor", "series"):
+    for name in ("fuse", "series"):
         output = Path(args.work) / f"{name}_{args.size}"
-        if name.startswith("series"):
+        if name == "series":
             output.mkdir(parents=True, exist_ok=True)
+            for old in output.iterdir():          # no resume: every date is written
+                old.unlink()
         else:
             output = output.with_suffix(".tif")
-        result = subprocess.run([sys.executable, __file__, "--job", name, str(folder),
-                                 str(output), str(args.dates)], capture_output=True, text=True)
-        if result.returncode != 0:
-            print(result.stderr[-3000:])
-            return
-        measured[name] = json.loads(result.stdout.strip().splitlines()[-1])
-        print(f"{name:13s} {measured[name]['seconds']:8.1f} s  peak RSS "
-              f"{measured[name]['peak_rss_mb']:6.0f} MB", flush=True)
-    fuse, series = measured["fuse"]["seconds"], measured["series"]["seconds"]
+        measured[name] = run("--job", name, str(folder), str(output), str(args.dates))
+        measured[name]["floor"] = run("--floor", name, str(folder), str(output),
+                                      str(args.dates))["seconds"]
+        m = measured[name]
+        print(f"{name:7s} {m['seconds']:8.1f} s (CPU {m['cpu_seconds']:.1f} s), floor "
+              f"{m['floor']:.1f} s, {m['seconds'] / m['floor']:.1f}x, peak RSS "
+              f"{m['peak_rss_mb']:.0f} MB", flush=True)
+    fuse, series = measured["fuse"], measured["series"]
     lines = [f"{args.size}x{args.size}x6, {args.dates} dates from {PAIRS} pairs "
-             f"(two-pair fusion on every date), 2 CPU cores", "",
-             "| job | time (s) | ratio to its I/O floor | peak RSS (MB) |", "|---|---|---|---|"]
-    for name, floor in (("fuse", "fuse_floor"), ("series", "series_floor")):
-        lines.append(f"| {name} | {measured[name]['seconds']:.1f} | "
-                     f"{measured[name]['seconds'] / measured[floor]['seconds']:.1f} "
-                     f"({measured[floor]['seconds']:.1f} s) | "
-                     f"{measured[name]['peak_rss_mb']:.0f} |")
-    lines += ["", f"series / one fuse: {series / fuse:.1f}x for {args.dates} dates "
-                  f"({series / fuse / args.dates:.2f} fuse per date)"]
-    out = ROOT / "benchmarks" / "out"
+             f"({series['two_pair_dates']} two-pair dates, {series['pair_dates']} pair-dates "
+             "in all), 2 CPU cores", "",
+             "| job | time (s) | CPU (s) | I/O floor (s) | time / floor | peak RSS (MB) |",
+             "|---|---|---|---|---|---|"]
+    for name, m in measured.items():
+        lines.append(f"| {name} | {m['seconds']:.1f} | {m['cpu_seconds']:.1f} | "
+                     f"{m['floor']:.1f} | {m['seconds'] / m['floor']:.1f}x | "
+                     f"{m['peak_rss_mb']:.0f} |")
+    lines += ["", f"series / one fuse: {series['seconds'] / fuse['seconds']:.1f}x for "
+                  f"{args.dates} dates ({series['seconds'] / fuse['seconds'] / args.dates:.2f} "
+                  "fuse per date)"]
+    out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "series_speed.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--job":
-        job(sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
+    if len(sys.argv) > 1 and sys.argv[1] in ("--job", "--floor"):
+        (job if sys.argv[1] == "--job" else floor)(sys.argv[2], sys.argv[3], sys.argv[4],
+                                                   int(sys.argv[5]))
     else:
         main()

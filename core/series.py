@@ -4,8 +4,8 @@ QGIS-free. The work is split so that any driver (this module's in-process ``run_
 Dask driver) can run it, and it drives the fusion-method protocol (``core/methods.py``):
 
 1. ``make_plan``: every target date with its candidates, best first: the two-pair fusion of
-   the nearest usable pair before and after the date (both within ``max_gap_days``), then
-   each single pair within reach, nearest first (``Candidate``).
+   the nearest usable pair before and after the date (both within ``max_gap_days``, their
+   gaps ``balanced``), then each single pair within reach, nearest first (``Candidate``).
 2. ``SeriesStates``: each pair's date-independent preparation (``methods.prepare_pair``: the
    default model's classes), once per pair whatever the number of dates that use it, when
    first needed; ``DateStates``: per date, the method state of each candidate from those
@@ -39,6 +39,8 @@ from .errors import InputError
 from .models import load_model
 
 DEFAULT_MAX_GAP_DAYS = 64
+TWO_PAIR_BALANCE = 3.0          # two pairs: the far one at most this many times as far
+TWO_PAIR_MAX_GAP_DAYS = 32      # ... and at most this far (two Landsat revisits)
 MANIFEST_VERSION = 1
 
 
@@ -116,17 +118,30 @@ def make_pairs(fine: Sequence[Image], coarse: Sequence[Image], masks: Dict[dt.da
     return pairs, unpaired
 
 
+def balanced(gaps: Sequence[int]) -> bool:
+    """Whether two pairs ``gaps`` days away (before and after) are worth fusing together: the
+    farther at most ``TWO_PAIR_BALANCE`` times as far as the nearer and within
+    ``TWO_PAIR_MAX_GAP_DAYS``. Otherwise the far pair's scene has changed more than the
+    near pair's and pulls the two-pair result below the near pair alone (leave-dates-out on
+    hubei_ndvi, ``benchmarks/series_accuracy.py``: 57 + 16 days and 39 + 57 days were worse
+    than the nearest pair; 9 + 16, 16 + 23 and 23 + 9 days better)."""
+    near, far = sorted(abs(g) for g in gaps)
+    return far <= TWO_PAIR_MAX_GAP_DAYS and far <= TWO_PAIR_BALANCE * max(near, 1)
+
+
 def candidates_for(date: dt.date, pairs: Sequence[Pair], max_gap_days: int,
                    exclude: Sequence[int] = ()) -> Tuple[Candidate, ...]:
-    """Two-pair fusion with the nearest pair before and after (both within reach), then every
-    single pair within reach, nearest first (ties: the earlier one)."""
+    """Two-pair fusion with the nearest pair before and after (both within reach and
+    ``balanced``), then every single pair within reach, nearest first (ties: the earlier
+    one)."""
     near = [i for i, p in enumerate(pairs)
             if i not in exclude and abs((p.date - date).days) <= max_gap_days]
     before = [i for i in near if pairs[i].date < date]
     after = [i for i in near if pairs[i].date > date]
     ordered = sorted(near, key=lambda i: (abs((pairs[i].date - date).days), pairs[i].date))
     candidates = [Candidate((i,)) for i in ordered]
-    if before and after:
+    if before and after and balanced([(pairs[i].date - date).days
+                                      for i in (before[-1], after[0])]):
         candidates.insert(0, Candidate((before[-1], after[0])))
     return tuple(candidates)
 

@@ -70,6 +70,12 @@ def test_pair_choice_per_date():
     assert by_date[D(2020, 1, 5)] == ["2020-01-01 + 2020-01-17", "2020-01-01", "2020-01-17"]
     assert by_date[D(2020, 1, 13)] == ["2020-01-01 + 2020-01-17", "2020-01-17", "2020-01-01",
                                        "2020-02-02"]
+    # unbalanced gaps (2 and 14 days): the nearest pair first, no two-pair fusion
+    assert by_date[D(2020, 1, 3)] == ["2020-01-01", "2020-01-17"]
+    far = series.make_plan(images("fine", [0, 70]), images("coarse", [0, 34, 36, 70]), {})
+    far_dates = {e.date: [far.label(c) for c in e.candidates] for e in far.entries}
+    assert far_dates[D(2020, 2, 4)] == ["2020-01-01", "2020-03-11"]      # 34 + 36 days
+    assert far_dates[D(2020, 2, 6)] == ["2020-03-11", "2020-01-01"]      # 36 + 34 days
     # after the last pair: one pair within reach, no two-pair fusion
     assert by_date[D(2020, 2, 6)] == ["2020-02-02", "2020-01-17"]
     entry = next(e for e in plan.entries if e.date == D(2020, 1, 13))
@@ -111,28 +117,28 @@ def masked_copy(s, date, path):
 
 
 def test_two_pairs_where_clear_the_nearest_clear_pair_under_clouds(sample_series, tmp_path):
-    """2021-05-03 lies between 05-01 (clear) and 05-13 (clouded): two-pair fusion equal to
+    """2021-05-07 lies midway between 05-01 (clear) and 05-13 (clouded): two-pair fusion equal to
     stfusion's fuse where both are clear, the 05-01 pair alone under the 05-13 clouds."""
     s = sample_series
-    plan = sample_plan(s, ["2021-05-03"])
+    plan = sample_plan(s, ["2021-05-07"])
     info = raster.raster_info(s.fine["2021-05-01"])
     result = series.run_series(plan, info, series.SeriesSettings(), str(tmp_path / "out"))
-    fused = raster.read_raster(result.outputs[D(2021, 5, 3)])
+    fused = raster.read_raster(result.outputs[D(2021, 5, 7)])
     clouded = raster.read_raster(s.masks["2021-05-13"])[0] != 0
     assert np.isfinite(fused).all()                          # no nodata under the clouds
-    pixels = {source["pairs"]: source["pixels"] for source in result.sources[D(2021, 5, 3)]}
+    pixels = {source["pairs"]: source["pixels"] for source in result.sources[D(2021, 5, 7)]}
     assert pixels["2021-05-01 + 2021-05-13"] == (~clouded).sum()
     assert pixels["2021-05-01"] == clouded.sum() > 1000
     masked = masked_copy(s, "2021-05-13", tmp_path / "fine_masked.tif")
     two = str(tmp_path / "two.tif")
-    fusion.fuse_files(s.fine["2021-05-01"], s.coarse["2021-05-01"], s.coarse["2021-05-03"],
+    fusion.fuse_files(s.fine["2021-05-01"], s.coarse["2021-05-01"], s.coarse["2021-05-07"],
                       two, fine_t3=masked, coarse_t3=s.coarse["2021-05-13"])
     one = str(tmp_path / "one.tif")
-    fusion.fuse_files(s.fine["2021-05-01"], s.coarse["2021-05-01"], s.coarse["2021-05-03"],
+    fusion.fuse_files(s.fine["2021-05-01"], s.coarse["2021-05-01"], s.coarse["2021-05-07"],
                       one)
     expected = np.where(clouded, raster.read_raster(one), raster.read_raster(two))
     assert np.abs(fused - expected).max() <= 1.01e-4           # one int16 step at most
-    truth = raster.read_raster(s.truth["2021-05-03"])
+    truth = raster.read_raster(s.truth["2021-05-07"])
     rmse = np.sqrt(np.mean((fused - truth) ** 2))
     assert rmse < np.sqrt(np.mean((raster.read_raster(one) - truth) ** 2))
 
