@@ -41,7 +41,7 @@ from .models import load_model
 DEFAULT_MAX_GAP_DAYS = 64
 TWO_PAIR_BALANCE = 3.0          # two pairs: the far one at most this many times as far
 TWO_PAIR_MAX_GAP_DAYS = 32      # ... and at most this far (two Landsat revisits)
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2              # 2: sources with the pairs' trust
 
 
 @dataclass(frozen=True)
@@ -273,6 +273,10 @@ class DateStates:
                 self._cache[candidate] = None
         return self._cache[candidate]
 
+    def made(self, candidate: Candidate):
+        """The state of ``candidate`` if some tile needed it, else None."""
+        return self._cache.get(candidate)
+
 
 @dataclass
 class DateTask:
@@ -332,10 +336,10 @@ def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
 
 def write_date(entry: PlanEntry, states: SeriesStates, output: str,
                progress: Callable[[float], None] = tiling.no_progress,
-               is_canceled: Callable[[], bool] = tiling.never_canceled) -> np.ndarray:
+               is_canceled: Callable[[], bool] = tiling.never_canceled) -> List[Dict]:
     """Write one date's GeoTIFF (encoded like the fine images, its date as
-    ACQUISITIONDATE) tile by tile, atomically; returns the pixels given by each
-    candidate."""
+    ACQUISITIONDATE) tile by tile, atomically; returns its sources: per candidate its
+    pairs, their gaps in days, the pixels it gave and its pairs' trust (``source_trust``)."""
     info, grid = states.info, states.info.grid
     task = date_task(entry, states)
     candidate_states = DateStates(entry, states, is_canceled)
@@ -359,7 +363,19 @@ def write_date(entry: PlanEntry, states: SeriesStates, output: str,
             tiling.release_free_memory()
             progress((done + 1) / total)
         tiling.check_canceled(is_canceled)
-    return counts
+    return [{"pairs": states.plan.label(c), "gap_days": states.plan.gap_days(entry, c),
+             "pixels": int(count), "trust": source_trust(candidate_states.made(c))}
+            for c, count in zip(entry.candidates, counts)]
+
+
+def source_trust(state) -> List[Dict]:
+    """Per pair of a candidate's state, what its trust rule measured (``core/trust.py``;
+    means over bands): the pair's fine/coarse correlation at the coarse scale, the share of
+    its fine structure still in the date's coarse image, its weight and why. Empty for a
+    copied fine image, a candidate never computed, or a method without the trust rule."""
+    return [{"correlation": round(float(np.mean(t.correlation)), 3),
+             "temporal_ratio": round(float(np.mean(t.ratio)), 3), "weight": t.weight,
+             "note": t.note} for t in getattr(state, "pair_trust", None) or []]
 
 
 # ----------------------------------------------------------------------------- resume
@@ -462,11 +478,8 @@ def run_series(plan: SeriesPlan, info: raster.RasterInfo, settings: SeriesSettin
         def date_progress(fraction, n=n):
             progress((n + fraction) / len(todo))
         with atomic.published_at_once():      # a finished date stays, whatever comes next
-            counts = write_date(entry, states, outputs[entry.date], date_progress,
-                                is_canceled)
-            sources = [{"pairs": plan.label(c), "gap_days": plan.gap_days(entry, c),
-                        "pixels": int(count)}
-                       for c, count in zip(entry.candidates, counts)]
+            sources = write_date(entry, states, outputs[entry.date], date_progress,
+                                 is_canceled)
             manifest.record(entry.date, outputs[entry.date], signatures[entry.date], sources)
         written.append(entry.date)
         log(f"{entry.date}: " + "; ".join(f"{s['pairs']} {s['pixels']} px"

@@ -53,7 +53,8 @@ def write_stack(path: str, outputs: Dict[dt.date, str], info: raster.RasterInfo)
 
 # ----------------------------------------------------------------------------- SOURCES
 
-SOURCES_HEADER = ("date", "output", "coarse", "pairs", "gap_days", "share", "nodata_share")
+SOURCES_HEADER = ("date", "output", "coarse", "pairs", "gap_days", "share", "nodata_share",
+                  "correlation", "temporal_ratio", "trust")
 
 
 def sources_rows(result: SeriesResult) -> List[Tuple]:
@@ -72,13 +73,21 @@ def sources_rows(result: SeriesResult) -> List[Tuple]:
                 rows.append((entry.date.isoformat(), os.path.basename(result.outputs[entry.date]),
                              os.path.basename(entry.coarse), source["pairs"],
                              " ".join(f"{g:+d}" for g in source["gap_days"]),
-                             round(source["pixels"] / grid_pixels, 6), nodata))
+                             round(source["pixels"] / grid_pixels, 6), nodata)
+                            + _trust_columns(source.get("trust") or []))
         if not used:
             rows.append((entry.date.isoformat(), os.path.basename(result.outputs[entry.date]),
-                         os.path.basename(entry.coarse), "", "", 0.0, nodata))
-    rows += [(date.isoformat(), "", "", f"left out: {why}", "", "", "")
+                         os.path.basename(entry.coarse), "", "", 0.0, nodata, "", "", ""))
+    rows += [(date.isoformat(), "", "", f"left out: {why}", "", "", "", "", "", "")
              for date, why in result.plan.skipped]
     return rows
+
+
+def _trust_columns(trusts: List[Dict]) -> Tuple[str, str, str]:
+    """correlation, temporal_ratio and the trust notes of a source's pairs, pair by pair."""
+    return (" ".join(f"{t['correlation']:.3f}" for t in trusts),
+            " ".join(f"{t['temporal_ratio']:.3f}" for t in trusts),
+            "; ".join(t["note"] for t in trusts))
 
 
 def write_sources(path: str, result: SeriesResult) -> str:
@@ -174,7 +183,8 @@ def _quicklook_section(result: SeriesResult, info: raster.RasterInfo) -> report.
 def _sources_section(result: SeriesResult) -> report.Section:
     rows = [list(r[:1]) + list(r[3:]) for r in sources_rows(result)]
     return ("Sources per date", report.table_html(
-        ["date", "pairs", "gap (days)", "share of pixels", "nodata share"], rows))
+        ["date", "pairs", "gap (days)", "share of pixels", "nodata share",
+         "fine/coarse correlation", "temporal ratio", "trust"], rows))
 
 
 def write_series_report(path: str, result: SeriesResult, info: raster.RasterInfo) -> str:

@@ -200,6 +200,9 @@ def test_cancel_keeps_finished_dates_and_rerun_resumes(sample_series, tmp_path):
     assert (rows[1]["date"], rows[1]["pairs"], rows[1]["gap_days"]) == (
         "2021-05-27", "2021-05-25", "-2")
     assert float(rows[1]["share"]) == 1.0 and float(rows[1]["nodata_share"]) == 0.0
+    # the trust figures of the pair (core/trust.py); a copied fine image has none
+    assert rows[0]["correlation"] == "" and rows[1]["trust"].startswith("used")
+    assert 0.9 < float(rows[1]["correlation"]) <= 1 and 0 <= float(rows[1]["temporal_ratio"]) <= 1
     html = series_outputs.write_series_report(str(tmp_path / "report.html"), changed, info)
     text = open(html).read()
     assert "Time series" in text and "2021-05-27" in text and "<svg" in text
