@@ -419,12 +419,24 @@ def predict_tile(state: StfnetState, window, is_canceled=None) -> np.ndarray:
         prediction = torch.where(valid, weight * prediction + (1 - weight) * prediction_3,
                                  float("nan"))
     if state.pair_trust:
-        prediction = trust.blend(prediction, c2, trust.combined_trust(
-            trusts, [t.weight for t in state.pair_trust]))
+        weights = [t.weight for t in state.pair_trust]
+        prediction = trust.blend(prediction, c2, trust.combined_trust(trusts, weights),
+                                 _level_offset(state, weight, c2.device))
     if state.uncertainty:
         prediction = torch.cat([prediction, _expected_error(state, prediction, pairs, c2,
                                                             weight)])
     return prediction.float().cpu().numpy()
+
+
+def _level_offset(state: StfnetState, weight, device):
+    """The C - F level offset (``PairTrust.level``) the prediction carries: the first
+    pair's, or both pairs' weighted per pixel (``weight`` of the first pair)."""
+    torch = require_torch()
+    offsets = [torch.as_tensor(t.level, device=device)[:, None, None]
+               for t in state.pair_trust]
+    if weight is None or len(offsets) < 2:
+        return offsets[0]
+    return weight * offsets[0] + (1 - weight) * offsets[1]
 
 
 def _tile_trust(state: StfnetState, index: int, f, c, c2) -> Optional[trust.TileTrust]:
