@@ -2,14 +2,15 @@
 
     python -m stfusion.cli fuse --fine-t1 F1.tif --coarse-t1 C1.tif --coarse-t2 C2.tif \\
         --output F2.tif [--report F2.html] [--scheduler tcp://host:8786 | --workers 4]
+    python -m stfusion.cli series --fine L*.tif --coarse M*.tif --output-folder out/ [...]
 
-The options are the Processing algorithm's parameters (``core.parameters``, one definition
+The options are the Processing algorithms' parameters (``core.parameters``, one definition
 for both): ``--fine-t1`` or ``--FINE_T1`` for FINE_T1, with the same defaults; a choice is
 given by name or by its Processing index. ``--scheduler`` sends the tiles to an existing Dask
 cluster, ``--workers N`` starts a local one of N processes, neither runs in this process
 (bit-identical results either way). The results (output paths, metrics) are printed as JSON;
 progress and messages go to stderr. Exit status: 0 done, 2 bad input, 130 interrupted (no
-partial output is left), 1 anything else.
+partial file is left; a series keeps the dates it finished), 1 anything else.
 
 The package must be importable as ``stfusion`` (see README "Command line and cluster").
 """
@@ -17,7 +18,9 @@ import argparse
 import json
 import signal
 import sys
-from typing import Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .core import parameters
 from .core.errors import InputError
@@ -28,7 +31,8 @@ from .core.torch_check import TorchMissing
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
-_PATH_KINDS = (Kind.RASTER, Kind.FILE, Kind.RASTER_OUTPUT, Kind.FILE_OUTPUT)
+_PATH_KINDS = (Kind.RASTER, Kind.FILE, Kind.RASTER_OUTPUT, Kind.FILE_OUTPUT,
+               Kind.FOLDER_OUTPUT)
 
 
 def _ranged(spec: Parameter, number_type):
@@ -55,6 +59,8 @@ def add_option(parser: argparse.ArgumentParser, spec: Parameter) -> None:
     options = dict(dest=spec.name, help=f"{spec.label}: {spec.help}".replace("%", "%%"))
     if spec.kind in _PATH_KINDS:
         options["metavar"] = "PATH"
+    elif spec.kind is Kind.RASTER_LIST:
+        options.update(metavar="PATH", nargs="+")
     elif spec.kind is Kind.CHOICE:
         options.update(type=_choice(spec), choices=spec.options)
     elif spec.kind is Kind.INTEGER:
@@ -70,25 +76,47 @@ def add_option(parser: argparse.ArgumentParser, spec: Parameter) -> None:
     parser.add_argument(spec.flag, f"--{spec.name}", **options)
 
 
+@dataclass(frozen=True)
+class Command:
+    specs: Tuple[Parameter, ...]     # its options: the parameters of the algorithm
+    summary: str
+    description: str
+    interrupted: str                 # what an interrupted run leaves
+
+
+COMMANDS = {
+    "fuse": Command(parameters.FUSE, "predict the fine image of t2 (as stfusion:fuse)",
+                    "Predict the fine image of t2 from a fine/coarse pair at t1 (and t3) and "
+                    "the coarse image of t2; options as the parameters of stfusion:fuse.",
+                    "no output was written"),
+    "series": Command(parameters.SERIES, "a fused image for every date of a series (as "
+                      "stfusion:fuse_series)",
+                      "Predict a fine image for every date of a series from a few fine/coarse "
+                      "pairs and the coarse images of those dates; options as the parameters "
+                      "of stfusion:fuse_series.",
+                      "the dates finished so far are complete in the output folder; run "
+                      "again with the same options to go on from there"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m stfusion.cli",
         description="Landsat/MODIS fusion without QGIS, in this process or on a Dask cluster.")
     commands = parser.add_subparsers(dest="command", required=True)
-    fuse = commands.add_parser(
-        "fuse", help="predict the fine image of t2 (as stfusion:fuse)",
-        description="Predict the fine image of t2 from a fine/coarse pair at t1 (and t3) and "
-                    "the coarse image of t2; options as the parameters of stfusion:fuse.")
-    for spec in parameters.FUSE:
-        add_option(fuse, spec)
-    fuse.add_argument("--workers", type=int, default=0, metavar="N",
-                      help="start a local Dask cluster of N worker processes "
-                           "(instead of --scheduler)")
+    for name, command in COMMANDS.items():
+        subparser = commands.add_parser(name, help=command.summary,
+                                        description=command.description)
+        for spec in command.specs:
+            add_option(subparser, spec)
+        subparser.add_argument("--workers", type=int, default=0, metavar="N",
+                               help="start a local Dask cluster of N worker processes "
+                                    "(instead of --scheduler)")
     return parser
 
 
-def _flag_of(name: Optional[str]) -> str:
-    specs = {spec.name: spec for spec in parameters.FUSE}
+def _flag_of(command: Command, name: Optional[str]) -> str:
+    specs = {spec.name: spec for spec in command.specs}
     return specs[name].flag if name in specs else (name or "")
 
 
@@ -111,13 +139,18 @@ def _interrupt(_signal, _frame):
 
 def run(arguments: argparse.Namespace) -> Dict:
     """The job, with the Processing algorithms' output rules: outputs checked against the
-    inputs first, and all of them (image, report, sidecars) published together at the end."""
+    inputs first, and all of them (images, report, sidecars) published together at the end
+    (a series publishes each date as soon as it is complete)."""
     from .core import atomic, jobs
-    values = {spec.name: getattr(arguments, spec.name) for spec in parameters.FUSE}
-    jobs.check_outputs(parameters.FUSE, values)
+    specs = COMMANDS[arguments.command].specs
+    values = {spec.name: getattr(arguments, spec.name) for spec in specs}
+    jobs.check_outputs(specs, values)
+    log = partial(print, file=sys.stderr, flush=True)
     with atomic.run_outputs() as outputs:
-        results = jobs.run_fuse(values, workers=arguments.workers, progress=_Progress(),
-                                log=lambda message: print(message, file=sys.stderr, flush=True))
+        if arguments.command == "fuse":
+            results = jobs.run_fuse(values, arguments.workers, _Progress(), log=log)
+        else:
+            results, _series = jobs.run_series(values, arguments.workers, _Progress(), log=log)
         outputs.commit()
     return results
 
@@ -125,17 +158,18 @@ def run(arguments: argparse.Namespace) -> Dict:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     arguments = parser.parse_args(argv)
+    command = COMMANDS[arguments.command]
     if arguments.workers < 0 or (arguments.workers and arguments.SCHEDULER):
         parser.error("give either --scheduler ADDRESS or --workers N (N >= 1), not both")
     try:
         results = run(arguments)
     except InputError as exc:
-        return _fail(f"{_flag_of(exc.parameter)}: {exc.message}" if exc.parameter else str(exc),
-                     EXIT_BAD_INPUT)
+        return _fail(f"{_flag_of(command, exc.parameter)}: {exc.message}" if exc.parameter
+                     else str(exc), EXIT_BAD_INPUT)
     except (RasterError, TorchMissing) as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     except (KeyboardInterrupt, Canceled):
-        return _fail("interrupted; no output was written", EXIT_INTERRUPTED)
+        return _fail(f"interrupted; {command.interrupted}", EXIT_INTERRUPTED)
     print(json.dumps(results, indent=2))
     return 0
 

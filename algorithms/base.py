@@ -38,6 +38,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..core import acquisition, atomic, raster, report, torch_install
 from ..core.errors import InputError
 from ..core.parameters import FUSION_INPUTS, help_lines
+from ..core.raster import RESAMPLE_HINT
 from ..core.tiling import Canceled
 from ..core.torch_check import TorchMissing, require_torch
 from .parameters import as_advanced, processing_parameter
@@ -52,8 +53,6 @@ GROUPS = {"workflows": "0 · Workflows", "preparation": "1 · Preparation", "fus
 COMMON_TAGS = ("stfusion", "spatiotemporal", "fusion", "Landsat", "MODIS", "remote sensing")
 # the fusion inputs' labels and help lines: defined once, with the command line's
 FUSION_INPUT_HELP = help_lines(FUSION_INPUTS)
-RESAMPLE_HINT = ("Bring the coarse image onto the fine grid first with "
-                 "'stfusion:resample_modis' (REFERENCE = the fine image).")
 
 
 class StfusionAlgorithm(QgsProcessingAlgorithm):
@@ -374,26 +373,10 @@ class StfusionAlgorithm(QgsProcessingAlgorithm):
     def check_same_grid(self, reference: Tuple[str, str], others: Dict[str, str],
                         hint: str = RESAMPLE_HINT) -> None:
         """Fail unless every raster in ``others`` (name -> path) is on the reference grid."""
-        reference_name, reference_path = reference
-        grid = raster.raster_info(reference_path).grid
-        for name, path in others.items():
-            if path is None:
-                continue
-            problem = grid.mismatch(raster.raster_info(path).grid)
-            if problem:
-                raise QgsProcessingException(
-                    f"Parameter {name} is not on the grid of {reference_name}: {problem}. "
-                    + hint)
+        raster.require_same_grid(reference, others, hint)
 
     def check_band_counts(self, paths: Dict[str, str], expected: int, what: str) -> None:
-        for name, path in paths.items():
-            if path is None:
-                continue
-            count = raster.raster_info(path).band_count
-            if count != expected:
-                raise QgsProcessingException(
-                    f"Parameter {name} has {count} bands but {what} has {expected}; "
-                    "give images with the same bands in the same order.")
+        raster.require_band_counts(paths, expected, what)
 
 
 def destination_file(value, context) -> str:

@@ -1,66 +1,26 @@
 """stfusion:fuse_series — a dense, cloud-aware fine-resolution time series in one run."""
 import datetime as dt
-import os
-import re
 
 from qgis.core import (QgsDateTimeRange, QgsProcessingContext, QgsProcessingException,
-                       QgsProcessingLayerPostProcessorInterface, QgsProcessing,
+                       QgsProcessingLayerPostProcessorInterface,
                        QgsProcessingOutputMultipleLayers, QgsProcessingOutputNumber,
-                       QgsProcessingOutputRasterLayer, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterFolderDestination,
-                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
-                       QgsProcessingParameterString, QgsRasterLayerTemporalProperties)
+                       QgsProcessingOutputRasterLayer, QgsRasterLayerTemporalProperties)
 from qgis.PyQt.QtCore import QDate, QDateTime, QTime
 
-from ..core import atomic, raster
-from ..core.errors import InputError
+from ..core import raster
+from ..core.parameters import DEVICE_OPTIONS, FINE_DATE_OPTIONS, SERIES, help_lines
 from ..core.tiling import Canceled
-from .base import StfusionAlgorithm, apply_rgb_renderer, as_advanced, feedback_callbacks
-from .torch_params import device_parameter, resolve_device
+from .base import StfusionAlgorithm, apply_rgb_renderer, feedback_callbacks
+from .parameters import processing_parameter
 
 PARAMETER_HELP = {
-    "FINE": "the fine (Landsat) images of the series, on one grid with the same bands.",
-    "COARSE": "the coarse (MODIS) images on the fine grid (stfusion:resample_modis), one per "
-              "date; the dates to predict and the partners of the fine images.",
-    "FINE_MASKS": "optional cloud and shadow masks of the fine images (0 = clear, anything "
-                  "else = masked), matched by date; nodata in a fine image is always masked.",
-    "DATES": "optional CSV table file,date for files whose names and metadata carry no date; "
-             "else each file's date comes from its ACQUISITIONDATE metadata or its name "
-             "(2020-04-12, 20200412, 2020103, Landsat or MODIS product ids).",
-    "TARGET_DATES": "the dates to predict: empty = every coarse date without a fine image; "
-                    "START/END/STEP (e.g. 2020-03-01/2020-04-30/2) or a list of dates.",
-    "MAX_GAP_DAYS": "pairs further than this from a date are not used for it.",
-    "INCLUDE_FINE_DATES": "dates that have a fine image: left out, written as the fine image "
-                          "with its masked pixels fused from the other pairs, or predicted "
-                          "from the other pairs (to validate).",
-    "MODEL": "a model file from stfusion:train; empty = the model shipped with the plugin.",
-    "DEVICE": "auto uses the GPU when PyTorch has one, else the CPU.",
-    "TILE_SIZE": "pixels per tile side, as in stfusion:fuse; memory grows with its square, "
-                 "never with the raster size or the number of dates.",
-    "SCALE_RATIO": "the coarse pixel size over the fine one; 0 = by the rule of stfusion:fuse "
-                   "(the coarse images' STFUSION_COARSE_PIXEL_SIZE, else estimated from "
-                   "them, else 500 m over the fine pixel size); the log says which.",
-    "COARSE_PERIOD_DAYS": "days each coarse image stands for from its date (1 for daily "
-                          "images, 8 or 16 for composites).",
-    "PREFIX": "the start of every file name the run writes (letters, digits, '_', '-', '.').",
-    "OUTPUT_FOLDER": "one GeoTIFF per date, PREFIX_YYYY-MM-DD.tif (data type, scale and "
-                     "nodata of the fine images, the date as ACQUISITIONDATE), a VRT stack of "
-                     "all dates (each band's date in its metadata) and PREFIX_series.json "
-                     "(what a re-run needs to skip dates already written).",
-    "SOURCES": "CSV table: per date the pairs used, the share of pixels from each, the gap "
-               "in days and the nodata share (empty = PREFIX_sources.csv in the folder).",
-    "REPORT": "HTML report: time-series plot, calendar of dates, sources, quick-looks "
-              "(empty = PREFIX_report.html in the folder).",
+    **help_lines(SERIES),        # one definition with the command line's (core.parameters)
     "STACK": "the VRT stack of all dates, date by date, each band's date in its metadata.",
     "OUTPUT_LAYERS": "the fused images, one per date, loaded as one group with their dates "
                      "set for the temporal controller.",
     "DATES_WRITTEN": "dates written by this run.",
     "DATES_KEPT": "dates kept from an earlier run with the same inputs and settings.",
 }
-FINE_DATE_OPTIONS = ("No: leave them out",
-                     "Yes: the fine image, masked pixels fused from the other pairs",
-                     "Yes: predicted from the other pairs (validation)")
 
 
 class FuseSeries(StfusionAlgorithm):
@@ -84,46 +44,8 @@ class FuseSeries(StfusionAlgorithm):
             "phenology", "DCNN", "PyTorch")
 
     def initAlgorithm(self, config=None):
-        for name, label, optional in (
-                ("FINE", "Fine images (Landsat)", False),
-                ("COARSE", "Coarse images on the fine grid (MODIS)", False),
-                ("FINE_MASKS", "Cloud masks of the fine images (0 = clear)", True)):
-            self.addParameter(QgsProcessingParameterMultipleLayers(
-                name, self.tr(label), QgsProcessing.TypeRaster, optional=optional))
-        self.addParameter(QgsProcessingParameterFile(
-            "DATES", self.tr("Dates table (CSV: file,date) for files without dates"),
-            extension="csv", optional=True))
-        self.addParameter(QgsProcessingParameterString(
-            "TARGET_DATES", self.tr("Dates to predict (empty = every coarse date without a "
-                                    "fine image; or START/END/STEP)"), optional=True))
-        self.addParameter(QgsProcessingParameterNumber(
-            "MAX_GAP_DAYS", self.tr("Maximum gap between a date and a pair (days)"),
-            QgsProcessingParameterNumber.Integer, defaultValue=64, minValue=1))
-        self.addParameter(QgsProcessingParameterEnum(
-            "INCLUDE_FINE_DATES", self.tr("Dates that have a fine image"),
-            [self.tr(o) for o in FINE_DATE_OPTIONS], defaultValue=0))
-        self.addParameter(QgsProcessingParameterFile(
-            "MODEL", self.tr("Model file from stfusion:train (empty = shipped default)"),
-            extension="pt", optional=True))
-        self.addParameter(device_parameter())
-        self.add_number_parameters([
-            ("TILE_SIZE", "Tile size (pixels; smaller uses less memory)",
-             QgsProcessingParameterNumber.Integer, 896, 32),
-            ("SCALE_RATIO", "Coarse / fine pixel size (0 = from the coarse images)",
-             QgsProcessingParameterNumber.Double, 0.0, 0.0),
-            ("COARSE_PERIOD_DAYS", "Days each coarse image stands for (1 = daily; 16 = "
-             "16-day composites)", QgsProcessingParameterNumber.Integer, 1, 1)],
-            advanced=True)
-        self.addParameter(as_advanced(QgsProcessingParameterString(
-            "PREFIX", self.tr("File name prefix"), defaultValue="fused")))
-        self.addParameter(QgsProcessingParameterFolderDestination(
-            "OUTPUT_FOLDER", self.tr("Output folder")))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "SOURCES", self.tr("Sources table (empty = PREFIX_sources.csv in the folder)"),
-            fileFilter=self.tr("CSV files (*.csv)"), optional=True, createByDefault=False))
-        self.addParameter(QgsProcessingParameterFileDestination(
-            "REPORT", self.tr("Series report (empty = PREFIX_report.html in the folder)"),
-            fileFilter=self.tr("HTML files (*.html)"), optional=True, createByDefault=False))
+        for spec in SERIES:
+            self.addParameter(processing_parameter(spec))
         self.addOutput(QgsProcessingOutputRasterLayer(
             "STACK", self.tr("VRT stack of all dates")))
         self.addOutput(QgsProcessingOutputMultipleLayers(
@@ -134,99 +56,38 @@ class FuseSeries(StfusionAlgorithm):
 
     def execute(self, parameters, context, feedback):
         self.require_torch()
-        from ..core import series
-        fine = self.layer_paths(parameters, "FINE", context)
-        coarse = self.layer_paths(parameters, "COARSE", context)
-        masks = self.layer_paths(parameters, "FINE_MASKS", context, required=False)
-        info = raster.raster_info(fine[0])
-        self.check_same_grid(("FINE", fine[0]), {
-            **{f"FINE ({os.path.basename(p)})": p for p in fine[1:]},
-            **{f"COARSE ({os.path.basename(p)})": p for p in coarse},
-            **{f"FINE_MASKS ({os.path.basename(p)})": p for p in masks}})
-        self.check_band_counts({**{f"FINE ({os.path.basename(p)})": p for p in fine},
-                                **{f"COARSE ({os.path.basename(p)})": p for p in coarse}},
-                               info.band_count, "the first FINE image")
-        plan = self.plan(parameters, context, fine, coarse, masks)
-        for date, why in plan.skipped:
-            feedback.pushWarning(self.tr("{}: left out, {}").format(date, why))
-        if not plan.entries:
-            raise QgsProcessingException(self.tr(
-                "Parameter TARGET_DATES: no date can be predicted (see the warnings): give "
-                "coarse images of the dates to predict and pairs within MAX_GAP_DAYS."))
-        folder = self.parameterAsFileOutput(parameters, "OUTPUT_FOLDER", context)
-        prefix = self.parameterAsString(parameters, "PREFIX", context) or "fused"
-        if not re.fullmatch(r"[\w.-]+", prefix):
-            raise QgsProcessingException(self.tr(
-                "Parameter PREFIX: '{}' must be a plain file name part (letters, digits, '_', "
-                "'-', '.').").format(prefix))
-        self.check_dates_spare_inputs(plan, folder, prefix, fine + coarse + masks)
-        feedback.pushInfo(self.tr("{} date(s) from {} pair(s) into {}").format(
-            len(plan.entries), len(plan.pairs), folder))
-        settings = series.SeriesSettings(
-            model_path=self.parameterAsFile(parameters, "MODEL", context) or None,
-            device=resolve_device(self.parameterAsEnum(parameters, "DEVICE", context)),
-            tile_size=self.parameterAsInt(parameters, "TILE_SIZE", context),
-            scale_ratio=self.parameterAsDouble(parameters, "SCALE_RATIO", context) or None)
+        values = {name: self.layer_paths(parameters, name, context,
+                                         required=name != "FINE_MASKS")
+                  for name in ("FINE", "COARSE", "FINE_MASKS")}
+        values.update(
+            DATES=self.parameterAsFile(parameters, "DATES", context),
+            TARGET_DATES=self.parameterAsString(parameters, "TARGET_DATES", context),
+            MAX_GAP_DAYS=self.parameterAsInt(parameters, "MAX_GAP_DAYS", context),
+            INCLUDE_FINE_DATES=FINE_DATE_OPTIONS[self.parameterAsEnum(
+                parameters, "INCLUDE_FINE_DATES", context)],
+            MODEL=self.parameterAsFile(parameters, "MODEL", context),
+            DEVICE=DEVICE_OPTIONS[self.parameterAsEnum(parameters, "DEVICE", context)],
+            TILE_SIZE=self.parameterAsInt(parameters, "TILE_SIZE", context),
+            SCALE_RATIO=self.parameterAsDouble(parameters, "SCALE_RATIO", context),
+            COARSE_PERIOD_DAYS=self.parameterAsInt(parameters, "COARSE_PERIOD_DAYS", context),
+            PREFIX=self.parameterAsString(parameters, "PREFIX", context),
+            SCHEDULER=self.parameterAsString(parameters, "SCHEDULER", context).strip(),
+            **{name: self.parameterAsFileOutput(parameters, name, context)
+               for name in ("OUTPUT_FOLDER", "SOURCES", "REPORT")})
+        from ..core import jobs
         progress, is_canceled = feedback_callbacks(feedback)
-        from ..core import models, series_outputs
         try:
-            result = series.run_series(plan, info, settings, folder, prefix, progress,
-                                       is_canceled, feedback.pushInfo)
+            results, result = jobs.run_series(values, progress=progress,
+                                              is_canceled=is_canceled, log=feedback.pushInfo,
+                                              warn=feedback.pushWarning)
         except Canceled:
             raise QgsProcessingException(self.tr(
                 "Canceled by the user. The dates finished so far are complete in {}; run "
-                "again with the same outputs to go on from there.").format(folder))
-        except models.ModelFileError as exc:
-            raise QgsProcessingException(f"Parameter MODEL: {exc}")
-        sources_path = self.parameterAsFileOutput(parameters, "SOURCES", context) or \
-            os.path.join(folder, f"{prefix}_sources.csv")
-        report_path = self.parameterAsFileOutput(parameters, "REPORT", context) or \
-            os.path.join(folder, f"{prefix}_report.html")
-        stack = series_outputs.write_stack(os.path.join(folder, f"{prefix}_series.vrt"),
-                                           result.outputs, info)
-        series_outputs.write_sources(sources_path, result)
-        series_outputs.write_series_report(report_path, result, info)
-        self.load_as_temporal_group(context, result.outputs, prefix, info.band_names)
-        return {"OUTPUT_FOLDER": folder, "STACK": stack, "SOURCES": sources_path,
-                "REPORT": report_path,
-                "OUTPUT_LAYERS": [result.outputs[d] for d in sorted(result.outputs)],
-                "DATES_WRITTEN": len(result.written), "DATES_KEPT": len(result.reused)}
-
-    def plan(self, parameters, context, fine, coarse, masks):
-        """The series plan: the images' dates, the pairs and each date's candidates."""
-        from ..core import acquisition, series
-        table_path = self.parameterAsFile(parameters, "DATES", context)
-        table = acquisition.read_dates_table(table_path) if table_path else None
-        fine_images = [series.Image(p, d) for p, d in
-                       zip(fine, acquisition.image_dates(fine, "FINE", table))]
-        coarse_images = [series.Image(p, d) for p, d in
-                         zip(coarse, acquisition.image_dates(coarse, "COARSE", table))]
-        mask_dates = acquisition.image_dates(masks, "FINE_MASKS", table)
-        fine_dates = {image.date for image in fine_images}
-        for path, date in zip(masks, mask_dates):
-            if date not in fine_dates:
-                raise InputError("FINE_MASKS", f"'{path}' is dated {date}, and no FINE image "
-                                               "has that date; give one mask per fine image, "
-                                               "named with its date.")
-        return series.make_plan(
-            fine_images, coarse_images, dict(zip(mask_dates, masks)),
-            targets=acquisition.parse_target_dates(
-                self.parameterAsString(parameters, "TARGET_DATES", context)),
-            max_gap_days=self.parameterAsInt(parameters, "MAX_GAP_DAYS", context),
-            period_days=self.parameterAsInt(parameters, "COARSE_PERIOD_DAYS", context),
-            fine_dates=self.parameterAsEnum(parameters, "INCLUDE_FINE_DATES", context))
-
-    def check_dates_spare_inputs(self, plan, folder, prefix, inputs):
-        """The dates' files are named by the run, not by a parameter: none may be an input."""
-        from ..core import series
-        for entry in plan.entries:
-            target = series.output_path(folder, prefix, entry.date)
-            for path in inputs:
-                if atomic.same_file(target, path):
-                    raise InputError("OUTPUT_FOLDER", f"writing '{target}' would replace the "
-                                                      f"input '{path}'; inputs are never "
-                                                      "overwritten. Choose another folder or "
-                                                      "PREFIX.")
+                "again with the same outputs to go on from there.").format(
+                    values["OUTPUT_FOLDER"]))
+        self.load_as_temporal_group(context, result.outputs, values["PREFIX"] or "fused",
+                                    raster.raster_info(values["FINE"][0]).band_names)
+        return results
 
     def load_as_temporal_group(self, context, outputs, prefix, band_names):
         """Load every date's image when the run ends, in one group, each layer with its

@@ -1,8 +1,11 @@
 """Processing parameters built from the core's one parameter definition (``core.parameters``),
 the same one the command line (``stfusion.cli``) uses."""
-from qgis.core import (QgsProcessingParameterDefinition, QgsProcessingParameterEnum,
-                       QgsProcessingParameterFile, QgsProcessingParameterFileDestination,
-                       QgsProcessingParameterNumber, QgsProcessingParameterRasterDestination,
+from qgis.core import (QgsProcessing, QgsProcessingParameterDefinition,
+                       QgsProcessingParameterEnum, QgsProcessingParameterFile,
+                       QgsProcessingParameterFileDestination,
+                       QgsProcessingParameterFolderDestination,
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterNumber,
+                       QgsProcessingParameterRasterDestination,
                        QgsProcessingParameterRasterLayer, QgsProcessingParameterString)
 from qgis.PyQt.QtCore import QCoreApplication
 
@@ -26,11 +29,13 @@ def _number(spec: Parameter, label: str, number_type) -> QgsProcessingParameterN
 _BUILDERS = {
     Kind.RASTER: lambda spec, label: QgsProcessingParameterRasterLayer(
         spec.name, label, optional=spec.optional),
+    Kind.RASTER_LIST: lambda spec, label: QgsProcessingParameterMultipleLayers(
+        spec.name, label, QgsProcessing.TypeRaster, optional=spec.optional),
     Kind.FILE: lambda spec, label: QgsProcessingParameterFile(
         spec.name, label, extension=spec.extension, optional=spec.optional),
     Kind.CHOICE: lambda spec, label: QgsProcessingParameterEnum(
-        spec.name, label, options=list(spec.options), defaultValue=spec.default,
-        optional=spec.optional),
+        spec.name, label, options=[_tr(option) for option in spec.options],
+        defaultValue=spec.default, optional=spec.optional),
     Kind.INTEGER: lambda spec, label: _number(spec, label, QgsProcessingParameterNumber.Integer),
     Kind.NUMBER: lambda spec, label: _number(spec, label, QgsProcessingParameterNumber.Double),
     Kind.TEXT: lambda spec, label: QgsProcessingParameterString(
@@ -40,6 +45,8 @@ _BUILDERS = {
     Kind.FILE_OUTPUT: lambda spec, label: QgsProcessingParameterFileDestination(
         spec.name, label, fileFilter=_tr(f"{spec.extension.upper()} files (*.{spec.extension})"),
         optional=spec.optional, createByDefault=spec.create_by_default),
+    Kind.FOLDER_OUTPUT: lambda spec, label: QgsProcessingParameterFolderDestination(
+        spec.name, label, optional=spec.optional),
 }
 
 

@@ -1,15 +1,18 @@
-"""A whole fusion job from its parameter values (``core.parameters``): what the Processing
-algorithm and the command line both run, so both give the same outputs.
+"""Whole jobs from their parameter values (``core.parameters``): fuse and series, what the
+Processing algorithms and the command line both run, so both give the same outputs.
 
 ``values`` maps parameter names to plain values: paths (None when absent), a CHOICE as its
 option string, numbers, and SCHEDULER (empty = in process). ``workers`` > 0 starts a local
 Dask cluster of that many processes instead (the command line's ``--workers``).
 """
+import os
+import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import atomic, cluster, report, tiling
-from .parameters import Kind, Parameter
+from . import atomic, cluster, raster, report, tiling
+from .errors import InputError
+from .parameters import FINE_DATE_OPTIONS, Kind, Parameter
 from .torch_check import device_for
 
 FUSION_PATHS = ("FINE_T1", "COARSE_T1", "COARSE_T2", "FINE_T3", "COARSE_T3", "REFERENCE")
@@ -61,7 +64,7 @@ def _evaluate_and_report(values: Mapping[str, Any], paths: Dict[str, Optional[st
                         for key in ("RMSE", "SSIM", "ERGAS", "SAM")})
     report_path = values.get("REPORT") or None
     if report_path:
-        from . import acquisition, fusion, raster, training_scenes
+        from . import acquisition, fusion, training_scenes
         model_path = values.get("MODEL") or None
         shipped = None if values.get("ARCHITECTURE") == "paper" else fusion.default_model_path()
         trained = model_path or shipped  # the paper DCNN trains on these very inputs
@@ -80,13 +83,17 @@ def _evaluate_and_report(values: Mapping[str, Any], paths: Dict[str, Optional[st
     return results
 
 
+_OUTPUT_KINDS = (Kind.RASTER_OUTPUT, Kind.FILE_OUTPUT, Kind.FOLDER_OUTPUT)
+
+
 def planned_outputs(specs: Sequence[Parameter], values: Mapping[str, Any]
                     ) -> List[Tuple[str, str]]:
-    """(parameter, file) of every file a run will write: outputs, and a report's sidecars."""
+    """(parameter, file) of every output the run writes where the user said: outputs (a
+    folder for a folder), and a report's sidecars."""
     files = []
     for spec in specs:
         path = values.get(spec.name)
-        if not path or spec.kind not in (Kind.RASTER_OUTPUT, Kind.FILE_OUTPUT):
+        if not path or spec.kind not in _OUTPUT_KINDS:
             continue
         if spec.extension == "html":
             files += [(spec.name, p) for p in report.sidecar_paths(report.html_path(path))]
@@ -99,10 +106,124 @@ def check_outputs(specs: Sequence[Parameter], values: Mapping[str, Any]) -> None
     """InputError unless the outputs can be written as given (``atomic.outputs_problem``,
     the rules of the Processing algorithms)."""
     given = [(spec.name, str(values[spec.name])) for spec in specs
-             if spec.kind in (Kind.RASTER_OUTPUT, Kind.FILE_OUTPUT) and values.get(spec.name)]
-    inputs = [(spec.name, str(values[spec.name])) for spec in specs
-              if spec.kind in (Kind.RASTER, Kind.FILE) and values.get(spec.name)]
-    geotiffs = [spec.name for spec in specs if spec.kind is Kind.RASTER_OUTPUT]
-    problem = atomic.outputs_problem(planned_outputs(specs, values), inputs, given, geotiffs)
+             if spec.kind in _OUTPUT_KINDS and values.get(spec.name)]
+    inputs = [(spec.name, str(path)) for spec in specs
+              if spec.kind in (Kind.RASTER, Kind.FILE, Kind.RASTER_LIST)
+              for path in _paths(values.get(spec.name))]
+    problem = atomic.outputs_problem(
+        planned_outputs(specs, values), inputs, given,
+        geotiffs=[spec.name for spec in specs if spec.kind is Kind.RASTER_OUTPUT],
+        folders=[spec.name for spec in specs if spec.kind is Kind.FOLDER_OUTPUT])
     if problem:
         raise problem
+
+
+def _paths(value) -> List:
+    """The paths of a parameter value: none, one, or a list."""
+    if not value:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def run_series(values: Mapping[str, Any], workers: int = 0,
+               progress: Callable[[float], None] = tiling.no_progress,
+               is_canceled: Callable[[], bool] = tiling.never_canceled,
+               log: Callable[[str], None] = lambda _message: None,
+               warn: Optional[Callable[[str], None]] = None):
+    """A fused series (``series.run_series``) with its VRT stack, sources table and report.
+    Returns (results by output name, the ``series.SeriesResult``). ``warn``: the dates
+    left out and why (default ``log``). A cancel raises ``tiling.Canceled`` after the
+    dates finished so far, each complete."""
+    from . import fusion, series, series_outputs
+    fine, coarse, masks = (list(values.get(name) or []) for name in
+                           ("FINE", "COARSE", "FINE_MASKS"))
+    for name, paths in (("FINE", fine), ("COARSE", coarse)):
+        if not paths:
+            raise InputError(name, "give at least one raster.")
+    info = _check_series_grid(fine, coarse, masks)
+    plan = _series_plan(values, fine, coarse, masks)
+    for date, why in plan.skipped:
+        (warn or log)(f"{date}: left out, {why}")
+    if not plan.entries:
+        raise InputError("TARGET_DATES", "no date can be predicted (see the warnings): give "
+                                         "coarse images of the dates to predict and pairs "
+                                         "within MAX_GAP_DAYS.")
+    folder = values["OUTPUT_FOLDER"]
+    prefix = values.get("PREFIX") or "fused"
+    if not re.fullmatch(r"[\w.-]+", prefix):
+        raise InputError("PREFIX", f"'{prefix}' must be a plain file name part (letters, "
+                                   "digits, '_', '-', '.').")
+    _check_dates_spare_inputs(plan, folder, prefix, fine + coarse + masks)
+    log(f"{len(plan.entries)} date(s) from {len(plan.pairs)} pair(s) into {folder}")
+    settings = series.SeriesSettings(
+        model_path=values.get("MODEL") or None,
+        device=device_for(values.get("DEVICE") or "auto"),
+        tile_size=int(values.get("TILE_SIZE") or fusion.FUSE_TILE),
+        scale_ratio=float(values.get("SCALE_RATIO") or 0) or None)
+    with cluster.tile_map(values.get("SCHEDULER") or "", workers, log) as tile_map:
+        result = series.run_series(plan, info, settings, folder, prefix, progress,
+                                   is_canceled, log, tile_map)
+    sources = values.get("SOURCES") or os.path.join(folder, f"{prefix}_sources.csv")
+    report_path = values.get("REPORT") or os.path.join(folder, f"{prefix}_report.html")
+    stack = series_outputs.write_stack(os.path.join(folder, f"{prefix}_series.vrt"),
+                                       result.outputs, info)
+    series_outputs.write_sources(sources, result)
+    series_outputs.write_series_report(report_path, result, info)
+    return {"OUTPUT_FOLDER": folder, "STACK": stack, "SOURCES": sources,
+            "REPORT": report_path,
+            "OUTPUT_LAYERS": [result.outputs[d] for d in sorted(result.outputs)],
+            "DATES_WRITTEN": len(result.written), "DATES_KEPT": len(result.reused)}, result
+
+
+def _check_series_grid(fine: List[str], coarse: List[str], masks: List[str]):
+    """FINE[0]'s info, after checking every image against its grid and band count."""
+    info = raster.raster_info(fine[0])
+
+    def named(parameter, paths):
+        return {f"{parameter} ({os.path.basename(p)})": p for p in paths}
+
+    raster.require_same_grid(("FINE", fine[0]), {**named("FINE", fine[1:]),
+                                                 **named("COARSE", coarse),
+                                                 **named("FINE_MASKS", masks)})
+    raster.require_band_counts({**named("FINE", fine), **named("COARSE", coarse)},
+                               info.band_count, "the first FINE image")
+    return info
+
+
+def _series_plan(values: Mapping[str, Any], fine: List[str], coarse: List[str],
+                 masks: List[str]):
+    """The series plan: the images' dates, the pairs and each date's candidates."""
+    from . import acquisition, series
+    table_path = values.get("DATES") or None
+    table = acquisition.read_dates_table(table_path) if table_path else None
+    fine_images = [series.Image(p, d) for p, d in
+                   zip(fine, acquisition.image_dates(fine, "FINE", table))]
+    coarse_images = [series.Image(p, d) for p, d in
+                     zip(coarse, acquisition.image_dates(coarse, "COARSE", table))]
+    mask_dates = acquisition.image_dates(masks, "FINE_MASKS", table)
+    fine_dates = {image.date for image in fine_images}
+    for path, date in zip(masks, mask_dates):
+        if date not in fine_dates:
+            raise InputError("FINE_MASKS", f"'{path}' is dated {date}, and no FINE image has "
+                                           "that date; give one mask per fine image, named "
+                                           "with its date.")
+    return series.make_plan(
+        fine_images, coarse_images, dict(zip(mask_dates, masks)),
+        targets=acquisition.parse_target_dates(values.get("TARGET_DATES") or ""),
+        max_gap_days=int(values.get("MAX_GAP_DAYS") or series.DEFAULT_MAX_GAP_DAYS),
+        period_days=int(values.get("COARSE_PERIOD_DAYS") or 1),
+        fine_dates=FINE_DATE_OPTIONS.index(values.get("INCLUDE_FINE_DATES")
+                                           or FINE_DATE_OPTIONS[0]))
+
+
+def _check_dates_spare_inputs(plan, folder: str, prefix: str, inputs: List[str]) -> None:
+    """The dates' files are named by the run, not by a parameter: none may be an input."""
+    from . import series
+    for entry in plan.entries:
+        target = series.output_path(folder, prefix, entry.date)
+        for path in inputs:
+            if atomic.same_file(target, path):
+                raise InputError("OUTPUT_FOLDER", f"writing '{target}' would replace the "
+                                                  f"input '{path}'; inputs are never "
+                                                  "overwritten. Choose another folder or "
+                                                  "PREFIX.")

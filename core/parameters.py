@@ -14,6 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 
 class Kind(Enum):
     RASTER = "raster"                # an input raster (a file GDAL opens)
+    RASTER_LIST = "raster_list"      # one or more input rasters
     FILE = "file"                    # an input file of type ``extension``
     CHOICE = "choice"                # one of ``options``; Processing stores the index
     INTEGER = "integer"
@@ -21,6 +22,7 @@ class Kind(Enum):
     TEXT = "text"
     RASTER_OUTPUT = "raster_output"  # a GeoTIFF to write
     FILE_OUTPUT = "file_output"      # a file of type ``extension`` to write
+    FOLDER_OUTPUT = "folder_output"  # a folder to write files into
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,12 @@ SCHEDULER = Parameter(
     "stfusion installed (no QGIS). Empty = this process. The output is the same either way.",
     default="", optional=True, advanced=True)
 
+MODEL = Parameter("MODEL", Kind.FILE, "Model file from stfusion:train (empty = shipped default)",
+                  "a model file from stfusion:train; empty = the model shipped with the plugin.",
+                  optional=True, extension="pt")
+
 FUSE = FUSION_INPUTS + (
-    Parameter("MODEL", Kind.FILE, "Model file from stfusion:train (empty = shipped default)",
-              "a model file from stfusion:train; empty = the model shipped with the plugin.",
-              optional=True, extension="pt"),
+    MODEL,
     architecture("Shipped model to use without a model file",
                  "which shipped model to use when no model file is given: the project's "
                  "default (best on every real case measured) or the paper's 3x3-patch DCNN, "
@@ -133,6 +137,74 @@ FUSE = FUSION_INPUTS + (
     Parameter("REPORT", Kind.FILE_OUTPUT, "Fusion report",
               "HTML report: inputs, model, timing and quick-looks, and the accuracy tables "
               "when a reference is given.", optional=True, extension="html"),
+)
+
+# INCLUDE_FINE_DATES, in the order of series.FINE_DATES_SKIP, _COPY, _PREDICT
+FINE_DATE_OPTIONS = ("No: leave them out",
+                     "Yes: the fine image, masked pixels fused from the other pairs",
+                     "Yes: predicted from the other pairs (validation)")
+
+SERIES = (
+    Parameter("FINE", Kind.RASTER_LIST, "Fine images (Landsat)",
+              "the fine (Landsat) images of the series, on one grid with the same bands."),
+    Parameter("COARSE", Kind.RASTER_LIST, "Coarse images on the fine grid (MODIS)",
+              "the coarse (MODIS) images on the fine grid (stfusion:resample_modis), one per "
+              "date; the dates to predict and the partners of the fine images."),
+    Parameter("FINE_MASKS", Kind.RASTER_LIST, "Cloud masks of the fine images (0 = clear)",
+              "optional cloud and shadow masks of the fine images (0 = clear, anything else = "
+              "masked), matched by date; nodata in a fine image is always masked.",
+              optional=True),
+    Parameter("DATES", Kind.FILE, "Dates table (CSV: file,date) for files without dates",
+              "optional CSV table file,date for files whose names and metadata carry no date; "
+              "else each file's date comes from its ACQUISITIONDATE metadata or its name "
+              "(2020-04-12, 20200412, 2020103, Landsat or MODIS product ids).",
+              optional=True, extension="csv"),
+    Parameter("TARGET_DATES", Kind.TEXT, "Dates to predict (empty = every coarse date without "
+              "a fine image; or START/END/STEP)",
+              "the dates to predict: empty = every coarse date without a fine image; "
+              "START/END/STEP (e.g. 2020-03-01/2020-04-30/2) or a list of dates.",
+              optional=True),
+    Parameter("MAX_GAP_DAYS", Kind.INTEGER, "Maximum gap between a date and a pair (days)",
+              "pairs further than this from a date are not used for it.", default=64,
+              minimum=1),
+    Parameter("INCLUDE_FINE_DATES", Kind.CHOICE, "Dates that have a fine image",
+              "dates that have a fine image: left out, written as the fine image with its "
+              "masked pixels fused from the other pairs, or predicted from the other pairs "
+              "(to validate).", default=0, options=FINE_DATE_OPTIONS),
+    MODEL,
+    DEVICE,
+    Parameter("TILE_SIZE", Kind.INTEGER, "Tile size (pixels; smaller uses less memory)",
+              "pixels per tile side, as in stfusion:fuse; memory grows with its square, never "
+              "with the raster size or the number of dates.", default=896, minimum=32,
+              advanced=True),
+    Parameter("SCALE_RATIO", Kind.NUMBER, "Coarse / fine pixel size (0 = from the coarse images)",
+              "the coarse pixel size over the fine one; 0 = by the rule of stfusion:fuse (the "
+              "coarse images' STFUSION_COARSE_PIXEL_SIZE, else estimated from them, else 500 m "
+              "over the fine pixel size); the log says which.", default=0.0, minimum=0.0,
+              advanced=True),
+    Parameter("COARSE_PERIOD_DAYS", Kind.INTEGER,
+              "Days each coarse image stands for (1 = daily; 16 = 16-day composites)",
+              "days each coarse image stands for from its date (1 for daily images, 8 or 16 "
+              "for composites).", default=1, minimum=1, advanced=True),
+    Parameter("PREFIX", Kind.TEXT, "File name prefix",
+              "the start of every file name the run writes (letters, digits, '_', '-', '.').",
+              default="fused", advanced=True),
+    SCHEDULER,
+    Parameter("OUTPUT_FOLDER", Kind.FOLDER_OUTPUT, "Output folder",
+              "one GeoTIFF per date, PREFIX_YYYY-MM-DD.tif (data type, scale and nodata of the "
+              "fine images, the date as ACQUISITIONDATE), a VRT stack of all dates (each "
+              "band's date in its metadata) and PREFIX_series.json (what a re-run needs to "
+              "skip dates already written)."),
+    Parameter("SOURCES", Kind.FILE_OUTPUT,
+              "Sources table (empty = PREFIX_sources.csv in the folder)",
+              "CSV table: per date the pairs used, the share of pixels from each, the gap in "
+              "days and the nodata share (empty = PREFIX_sources.csv in the folder).",
+              optional=True, extension="csv", create_by_default=False),
+    Parameter("REPORT", Kind.FILE_OUTPUT,
+              "Series report (empty = PREFIX_report.html in the folder)",
+              "HTML report: time-series plot, calendar of dates, sources, quick-looks (empty = "
+              "PREFIX_report.html in the folder).", optional=True, extension="html",
+              create_by_default=False),
 )
 
 

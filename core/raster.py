@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 from osgeo import gdal, osr
@@ -266,6 +266,34 @@ def check_same_grid(reference: str, others, same_bands: bool = True) -> RasterIn
             raise RasterError(f"'{path}' has {other.band_count} bands, "
                               f"'{reference}' has {info.band_count}")
     return info
+
+
+RESAMPLE_HINT = ("Bring the coarse image onto the fine grid first with "
+                 "'stfusion:resample_modis' (REFERENCE = the fine image).")
+
+
+def require_same_grid(reference: Tuple[str, str], others: Dict[str, Optional[str]],
+                      hint: str = RESAMPLE_HINT) -> None:
+    """InputError unless every raster of ``others`` (name -> path, None skipped) is on the
+    grid of ``reference`` (name, path), naming the one that is not."""
+    reference_name, reference_path = reference
+    grid = raster_info(reference_path).grid
+    for name, path in others.items():
+        problem = None if path is None else grid.mismatch(raster_info(path).grid)
+        if problem:
+            raise InputError(None, f"Parameter {name} is not on the grid of {reference_name}: "
+                                   f"{problem}. " + hint)
+
+
+def require_band_counts(paths: Dict[str, Optional[str]], expected: int, what: str) -> None:
+    """InputError unless every raster of ``paths`` (name -> path, None skipped) has
+    ``expected`` bands (those of ``what``)."""
+    for name, path in paths.items():
+        count = None if path is None else raster_info(path).band_count
+        if count is not None and count != expected:
+            raise InputError(None, f"Parameter {name} has {count} bands but {what} has "
+                                   f"{expected}; give images with the same bands in the same "
+                                   "order.")
 
 
 def valid_mask(*images: np.ndarray) -> np.ndarray:

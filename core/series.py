@@ -25,6 +25,7 @@ of its inputs and settings and the file's size and time; a re-run skips a date w
 still the one recorded and whose signature has not changed.
 """
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -336,33 +337,40 @@ def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
 
 def write_date(entry: PlanEntry, states: SeriesStates, output: str,
                progress: Callable[[float], None] = tiling.no_progress,
-               is_canceled: Callable[[], bool] = tiling.never_canceled) -> List[Dict]:
+               is_canceled: Callable[[], bool] = tiling.never_canceled,
+               tile_map: Optional[tiling.TileMap] = None) -> List[Dict]:
     """Write one date's GeoTIFF (encoded like the fine images, its date as
     ACQUISITIONDATE) tile by tile, atomically; returns its sources: per candidate its
-    pairs, their gaps in days, the pixels it gave and its pairs' trust (``source_trust``)."""
+    pairs, their gaps in days, the pixels it gave and its pairs' trust (``source_trust``).
+    ``tile_map``: who computes the tiles (``tiling.stream_tiles``; None = this process,
+    where a candidate's state is only made when a tile needs it; else, e.g. Dask workers,
+    every candidate's state is made here first and sent with the tiles' work)."""
     info, grid = states.info, states.info.grid
     task = date_task(entry, states)
     candidate_states = DateStates(entry, states, is_canceled)
     fused = next((c for c in entry.candidates if not c.copy), None)
     if states.halo is None and fused is not None:     # the model's halo and tile size
         candidate_states[fused]
-    halo, tile_size = states.halo or 0, states.tile_size
-    total = tiling.tile_count(grid.width, grid.height, tile_size)
+    if tile_map is None:
+        work = functools.partial(predict_date_tile, task, candidate_states,
+                                 is_canceled=is_canceled)
+    else:
+        work = functools.partial(predict_date_tile, task, {
+            c: candidate_states[c] for c in entry.candidates if not c.copy})
+    tile_size = states.tile_size
+    tiles = list(tiling.iter_tiles(grid.width, grid.height, tile_size, states.halo or 0))
     counts = np.zeros(len(entry.candidates), np.int64)
     block = tile_size if tile_size % tiling.OUTPUT_BLOCK_MULTIPLE == 0 else None
     with raster.AtomicGeoTiff(output, grid, info.band_count, raster.OutputEncoding.like(info),
-                              info.band_names, block) as out, \
-            tiling.streaming_gdal_settings():
+                              info.band_names, block) as out:
         out.ds.SetMetadataItem(acquisition.METADATA_KEYS[0], entry.date.isoformat())
-        for done, tile in enumerate(tiling.iter_tiles(grid.width, grid.height, tile_size,
-                                                      halo)):
-            tiling.check_canceled(is_canceled)
-            values, tile_counts = predict_date_tile(task, candidate_states, tile, is_canceled)
+
+        def write(tile: tiling.Tile, result: Tuple[np.ndarray, np.ndarray]) -> None:
+            values, tile_counts = result
             out.write(values, tile.x0, tile.y0)
-            counts += tile_counts
-            tiling.release_free_memory()
-            progress((done + 1) / total)
-        tiling.check_canceled(is_canceled)
+            np.add(counts, tile_counts, out=counts)
+
+        tiling.stream_tiles(work, tiles, write, progress, is_canceled, tile_map)
     return [{"pairs": states.plan.label(c), "gap_days": states.plan.gap_days(entry, c),
              "pixels": int(count), "trust": source_trust(candidate_states.made(c))}
             for c, count in zip(entry.candidates, counts)]
@@ -457,10 +465,12 @@ def run_series(plan: SeriesPlan, info: raster.RasterInfo, settings: SeriesSettin
                folder: str, prefix: str = "fused",
                progress: Callable[[float], None] = tiling.no_progress,
                is_canceled: Callable[[], bool] = tiling.never_canceled,
-               log: Callable[[str], None] = lambda _m: None) -> SeriesResult:
+               log: Callable[[str], None] = lambda _m: None,
+               tile_map: Optional[tiling.TileMap] = None) -> SeriesResult:
     """Write every date of ``plan`` not already written (resume) into ``folder``, one
     atomic GeoTIFF per date, recording each in the manifest as soon as it is complete: a
-    cancel keeps the finished dates and leaves no partial file."""
+    cancel keeps the finished dates and leaves no partial file. ``tile_map``: who computes
+    the tiles (``write_date``; ``cluster.tile_map``: Dask workers, bit-identical)."""
     os.makedirs(folder, exist_ok=True)
     outputs = {e.date: output_path(folder, prefix, e.date) for e in plan.entries}
     manifest = Manifest(os.path.join(folder, f"{prefix}_series.json"))
@@ -479,7 +489,7 @@ def run_series(plan: SeriesPlan, info: raster.RasterInfo, settings: SeriesSettin
             progress((n + fraction) / len(todo))
         with atomic.published_at_once():      # a finished date stays, whatever comes next
             sources = write_date(entry, states, outputs[entry.date], date_progress,
-                                 is_canceled)
+                                 is_canceled, tile_map)
             manifest.record(entry.date, outputs[entry.date], signatures[entry.date], sources)
         written.append(entry.date)
         log(f"{entry.date}: " + "; ".join(f"{s['pairs']} {s['pixels']} px"

@@ -185,11 +185,23 @@ def process_tiled(inputs: Sequence[Optional[raster.RasterSource]], output,
     """
     first = next(source for source in inputs if source is not None)
     tiles = list(iter_tiles(first.width, first.height, tile_size, halo))
-    results = (tile_map or map_in_process)(TileWork(tuple(inputs), function), tiles,
-                                           is_canceled)
+    stream_tiles(TileWork(tuple(inputs), function), tiles,
+                 lambda tile, values: output.write(values, tile.x0, tile.y0), progress,
+                 is_canceled, tile_map)
+
+
+def stream_tiles(work: Callable[[Tile], Any], tiles: Sequence[Tile],
+                 write: Callable[[Tile, Any], None],
+                 progress: Callable[[float], None] = no_progress,
+                 is_canceled: Callable[[], bool] = never_canceled,
+                 tile_map: Optional[TileMap] = None) -> None:
+    """The streaming loop: ``work`` over ``tiles``, computed by ``tile_map`` (None: here,
+    one after another), each result handed to ``write(tile, result)`` in this process as it
+    comes, progress per tile; ``Canceled`` on a cancel, even during the last tile."""
+    results = (tile_map or map_in_process)(work, tiles, is_canceled)
     with streaming_gdal_settings(), closing(results):
-        for done, (tile, values) in enumerate(results, 1):
-            output.write(values, tile.x0, tile.y0)
+        for done, (tile, result) in enumerate(results, 1):
+            write(tile, result)
             progress(done / len(tiles))
         check_canceled(is_canceled)     # a cancel during the last tile publishes nothing
 

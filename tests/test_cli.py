@@ -1,4 +1,4 @@
-"""The command line shares the Processing algorithm's parameters (one definition) and runs
+"""The command line shares the Processing algorithms' parameters (one definition) and runs
 without QGIS."""
 import os
 import subprocess
@@ -16,12 +16,15 @@ def _parser_defaults(command):
     return {a.dest: (a.default, a.required, tuple(a.choices or ())) for a in actions}
 
 
-def test_fuse_options_are_the_algorithm_parameters(stfusion_provider):
+@pytest.mark.parametrize("command, algorithm_id", [("fuse", "stfusion:fuse"),
+                                                   ("series", "stfusion:fuse_series")])
+def test_options_are_the_algorithm_parameters(stfusion_provider, command, algorithm_id):
     from qgis.core import QgsApplication
-    algorithm = QgsApplication.processingRegistry().algorithmById("stfusion:fuse")
-    options = _parser_defaults("fuse")
+    algorithm = QgsApplication.processingRegistry().algorithmById(algorithm_id)
+    specs = cli.COMMANDS[command].specs
+    options = _parser_defaults(command)
     for definition in algorithm.parameterDefinitions():
-        spec = parameters.by_name(parameters.FUSE, definition.name())
+        spec = parameters.by_name(specs, definition.name())
         default, required, choices = options[definition.name()]
         assert required == (not definition.flags() & definition.FlagOptional
                             and definition.defaultValue() is None), definition.name()
@@ -32,10 +35,10 @@ def test_fuse_options_are_the_algorithm_parameters(stfusion_provider):
             assert default == definition.defaultValue(), definition.name()
         assert definition.description() == spec.label
         assert definition.help() == spec.help and spec.help      # one help line for both
-    assert [d.name() for d in algorithm.parameterDefinitions()] == \
-        [spec.name for spec in parameters.FUSE]
-    assert set(options) - {spec.name for spec in parameters.FUSE} == {"help", "workers"}
-    help_text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices["fuse"]
+        assert bool(definition.flags() & definition.FlagAdvanced) == spec.advanced
+    assert [d.name() for d in algorithm.parameterDefinitions()] == [s.name for s in specs]
+    assert set(options) - {spec.name for spec in specs} == {"help", "workers"}
+    help_text = " ".join(cli.build_parser()._subparsers._group_actions[0].choices[command]
                          .format_help().split())
     assert "Dask scheduler address (empty = run in this process): address of a Dask " \
            "scheduler (e.g. tcp://host:8786)" in help_text

@@ -1,6 +1,6 @@
 """The one driver's tiles on a real Dask LocalCluster (2 worker processes, 1 thread each):
-bit-identical to the in-process run, survives a killed worker, cancels cleanly, fails fast on
-a wrong address."""
+fuse and a series bit-identical to the in-process run, survives a killed worker, cancels
+cleanly, fails fast on a wrong address."""
 import functools
 import os
 import signal
@@ -168,3 +168,24 @@ def test_the_tile_work_is_sent_once_and_sources_reopen_on_the_workers(small_scen
     assert np.array_equal(client.submit(cluster.compute_tile, work, tile).result(), expected,
                           equal_nan=True)
     assert np.isfinite(expected).mean() > 0.99
+
+
+def test_a_series_on_the_cluster_is_bit_identical_to_in_process(sample_series, client,
+                                                               tmp_path):
+    """Four dates of the clouded sample season (two-pair fusion, cloud fallback to the next
+    pair), several tiles a date: the command line in process and on the scheduler."""
+    arguments = ["series", "--fine", *sample_series.fine.values(),
+                 "--coarse", *sample_series.coarse.values(),
+                 "--fine-masks", *sample_series.masks.values(),
+                 "--target-dates", "2021-05-15/2021-05-27/4", "--tile-size", "48"]
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert cli.main(arguments + ["--output-folder", str(here)]) == 0
+    assert cli.main(arguments + ["--output-folder", str(there),
+                                 "--scheduler", client.scheduler.address]) == 0
+    dates = sorted(name for name in os.listdir(here) if name.endswith(".tif"))
+    assert dates == [f"fused_2021-05-{day}.tif" for day in (15, 19, 23, 27)]
+    assert dates == sorted(name for name in os.listdir(there) if name.endswith(".tif"))
+    for name in dates:
+        assert np.array_equal(_stored(there / name), _stored(here / name)), name
+    assert (there / "fused_sources.csv").read_text() == (here / "fused_sources.csv").read_text()
+    assert "2021-05-13 + 2021-05-25" in (here / "fused_sources.csv").read_text()
