@@ -72,7 +72,7 @@ def connect(distributed, address: str):
     try:        # a scheduler without workers would queue the tiles for ever
         client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
     except TimeoutError as exc:
-        client.close()
+        client.close(timeout=CONNECT_TIMEOUT_S)
         raise InputError("SCHEDULER", f"the Dask scheduler at '{address}' has no workers; "
                          f"start some with 'dask worker {address}'.") from exc
     return client
