@@ -206,3 +206,22 @@ def test_cancel_keeps_finished_dates_and_rerun_resumes(sample_series, tmp_path):
     html = series_outputs.write_series_report(str(tmp_path / "report.html"), changed, info)
     text = open(html).read()
     assert "Time series" in text and "2021-05-27" in text and "<svg" in text
+
+
+def test_a_date_tile_is_a_picklable_task(sample_series):
+    """What a cluster driver ships per (date, tile): the DateTask and a dict of states."""
+    import pickle
+    s = sample_series
+    plan = sample_plan(s, ["2021-05-07"])
+    states = series.SeriesStates(plan, raster.raster_info(s.fine["2021-05-01"]),
+                                 series.SeriesSettings())
+    (entry,) = plan.entries
+    task = series.date_task(entry, states)
+    lazy = series.DateStates(entry, states)
+    resolved = {c: lazy[c] for c in entry.candidates}
+    tile = next(tiling.iter_tiles(96, 96, 64, states.halo))
+    here = series.predict_date_tile(task, lazy, tile)
+    there = series.predict_date_tile(*pickle.loads(pickle.dumps((task, resolved, tile))))
+    np.testing.assert_array_equal(here[0], there[0])
+    np.testing.assert_array_equal(here[1], there[1])
+    assert here[0].shape == (6, 64, 64) and np.isfinite(here[0]).all()
