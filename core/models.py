@@ -28,7 +28,6 @@ sizes or configures the network), so a small file cannot make stfusion allocate 
 """
 import json
 import math
-import re
 import zipfile
 from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Tuple

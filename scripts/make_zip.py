@@ -22,13 +22,24 @@ ZIP_NOTE = ("This is the README shipped inside the plugin zip: the sections for 
             "source tree, which has no public home yet.")
 
 
+def heading_anchor(heading: str) -> str:
+    """The anchor GitHub and most Markdown viewers give a heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
 def zip_readme(readme: str) -> str:
-    """The title and introduction of ``readme``, a note, then its ``USER_SECTIONS``."""
+    """The title and introduction of ``readme``, a note, then its ``USER_SECTIONS``; links to
+    sections left out become plain text."""
     parts = re.split(r"(?m)^(?=## )", readme)
     kept = [parts[0].rstrip() + "\n\n" + ZIP_NOTE + "\n"]
     kept += [part.rstrip() + "\n" for part in parts[1:]
              if part[3:].splitlines()[0].strip() in USER_SECTIONS]
-    return "\n".join(kept)
+    text = "\n".join(kept)
+    anchors = {heading_anchor(h) for h in re.findall(r"(?m)^#+ (.+)$", text)}
+    anchors |= set(re.findall(r'<a id="([^"]+)">', text))
+    return re.sub(r"\[([^\]]+)\]\(#([^)]+)\)",
+                  lambda link: link.group(0) if link.group(2) in anchors else link.group(1),
+                  text)
 
 
 def plugin_files(root: Path = ROOT):

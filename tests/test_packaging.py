@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from make_zip import make_zip  # noqa: E402
+from make_zip import heading_anchor, make_zip  # noqa: E402
 
 
 def metadata():
@@ -49,3 +49,8 @@ def test_zip_holds_the_plugin_and_a_readme_naming_only_what_it_holds(tmp_path):
     for path in links + paths:
         assert any(n == f"stfusion/{path}" or n.startswith(f"stfusion/{path}/") for n in names), \
             f"the zip README names {path}, which the zip lacks"
+    anchors = {heading_anchor(h) for h in re.findall(r"(?m)^#+ (.+)$", readme)}
+    anchors |= set(re.findall(r'<a id="([^"]+)">', readme))
+    # links to sections the zip leaves out keep their text, without the link
+    assert set(re.findall(r"\]\(#([^)]+)\)", readme)) <= anchors
+    assert "(Dask, see Command line and cluster)" in readme
