@@ -264,9 +264,7 @@ def _product_of(path: str, short: str, fields: Dict[str, str]) -> Product:
 
 @dataclass(frozen=True)
 class Eos5Grid:
-    """One grid of an HDF-EOS5 file's ``StructMetadata.0``."""
-    columns: int
-    rows: int
+    """Where one grid of an HDF-EOS5 file's ``StructMetadata.0`` lies."""
     upper_left: Tuple[float, float]
     lower_right: Tuple[float, float]
     sphere_radius: float
@@ -290,24 +288,25 @@ def _struct_metadata(path: str) -> str:
                                     "file as downloaded")
 
 
+def _odl_value(block: str, key: str) -> str:
+    """The value of ``key=...`` in an ODL block, unquoted ('' when absent)."""
+    found = re.search(rf"^\s*{key}=(.*)$", block, re.MULTILINE)
+    return found.group(1).strip().strip('"') if found else ""
+
+
+def _odl_numbers(block: str, key: str) -> Tuple[float, ...]:
+    """The numbers of ``key=(a,b,...)`` in an ODL block."""
+    return tuple(float(number) for number in _odl_value(block, key).strip("()").split(","))
+
+
 def _eos5_grids(path: str) -> Dict[str, Eos5Grid]:
     """The sinusoidal grids of HDF-EOS5 ``path`` by name, from its StructMetadata.0."""
-    grids = {}
-    for block in re.findall(r"GROUP=GRID_\d+(.*?)END_GROUP=GRID_\d+", _struct_metadata(path),
-                            re.DOTALL):
-        def value(key: str) -> str:
-            found = re.search(rf"^\s*{key}=(.*)$", block, re.MULTILINE)
-            return found.group(1).strip().strip('"') if found else ""
-
-        def pair(key: str) -> Tuple[float, float]:
-            x, y = value(key).strip("()").split(",")
-            return float(x), float(y)
-        if value("Projection") != "HE5_GCTP_SNSOID":
-            continue
-        grids[value("GridName")] = Eos5Grid(int(value("XDim")), int(value("YDim")),
-                                            pair("UpperLeftPointMtrs"), pair("LowerRightMtrs"),
-                                            float(value("ProjParams").strip("()").split(",")[0]))
-    return grids
+    blocks = re.findall(r"GROUP=GRID_\d+(.*?)END_GROUP=GRID_\d+", _struct_metadata(path),
+                        re.DOTALL)
+    return {_odl_value(block, "GridName"): Eos5Grid(_odl_numbers(block, "UpperLeftPointMtrs"),
+                                                    _odl_numbers(block, "LowerRightMtrs"),
+                                                    _odl_numbers(block, "ProjParams")[0])
+            for block in blocks if _odl_value(block, "Projection") == "HE5_GCTP_SNSOID"}
 
 
 def _georeferenced(path: str, fields: Dict[str, str]) -> Dict[str, str]:
@@ -390,6 +389,15 @@ def _read_on(grid_ds: gdal.Dataset, source: str) -> np.ndarray:
     return target.ReadAsArray()
 
 
+def _read_window(window_ds: gdal.Dataset, source: str, x0: int, y0: int) -> np.ndarray:
+    """``source`` over ``window_ds``, the window at (x0, y0) of the finest grid: read as is
+    where ``source`` is on that grid, else by nearest neighbour (1 km bands onto 500 m)."""
+    ds = gdal.Open(source)
+    if ds.GetGeoTransform()[1] != window_ds.GetGeoTransform()[1]:
+        return _read_on(window_ds, source)
+    return ds.ReadAsArray(x0, y0, window_ds.RasterXSize, window_ds.RasterYSize)
+
+
 def _finest(mosaics: Sequence[str]) -> str:
     """The mosaic of ``mosaics`` with the smallest pixels (the first of equals)."""
     return min(mosaics, key=lambda path: abs(gdal.Open(path).GetGeoTransform()[1]))
@@ -415,11 +423,8 @@ def prepare_source(files: ProductFiles, reference_path: str, keep_qa: bool = Fal
         finest = _finest([mosaics[product.bands[n].field] for n in names])
         x0, y0, width, height = _window(raster.raster_info(finest), reference)
         window_ds = gdal.Translate("", finest, format="MEM", srcWin=[x0, y0, width, height])
-        step = window_ds.GetGeoTransform()[1]
-        stored = np.stack([
-            gdal.Open(band).ReadAsArray(x0, y0, width, height)
-            if gdal.Open(band).GetGeoTransform()[1] == step else _read_on(window_ds, band)
-            for band in (mosaics[product.bands[n].field] for n in names)])
+        stored = np.stack([_read_window(window_ds, mosaics[product.bands[n].field], x0, y0)
+                           for n in names])
         fill = np.zeros((height, width), bool)
         for band, values in zip(names, stored):
             fill |= values == product.bands[band].fill
