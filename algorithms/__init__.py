@@ -1,8 +1,8 @@
 """One Processing algorithm per module; each module ends with ``ALGORITHM = TheClass``."""
 import importlib
 
-ALGORITHM_MODULES = ("prepare_landsat", "resample_modis", "train", "fuse", "fuse_series",
-                     "evaluate", "starfm", "fsdaf")
+ALGORITHM_MODULES = ("prepare_landsat", "resample_modis", "resample_modis_series", "train",
+                     "fuse", "fuse_series", "evaluate", "starfm", "fsdaf")
 
 
 def algorithm_classes():

@@ -106,6 +106,18 @@ class ResampleModis(StfusionAlgorithm):
             layerType=QgsProcessing.TypeFile, optional=True))
         self.addParameter(QgsProcessingParameterRasterLayer(
             "REFERENCE", self.tr("Reference fine image (target grid)")))
+        self.add_resampling_parameters()
+        self.addParameter(QgsProcessingParameterRasterDestination(
+            "OUTPUT", self.tr("MODIS on the fine grid")))
+        self.addOutput(QgsProcessingOutputNumber(
+            "SHIFT_X", self.tr("Applied shift x (MODIS pixels, positive = east)")))
+        self.addOutput(QgsProcessingOutputNumber(
+            "SHIFT_Y", self.tr("Applied shift y (MODIS pixels, positive = south)")))
+        self.addOutput(QgsProcessingOutputString(
+            "ACQUISITION_DATE", self.tr("Acquisition date (YYYY-MM-DD; empty if unknown)")))
+
+    def add_resampling_parameters(self):
+        """How to resample, band mapping and QA: shared with resample_modis_series."""
         self.addParameter(QgsProcessingParameterEnum(
             "METHOD", self.tr("Resampling method"),
             options=[self.tr(label) for _key, label in METHOD_OPTIONS],
@@ -129,14 +141,6 @@ class ResampleModis(StfusionAlgorithm):
         self.addParameter(QgsProcessingParameterBoolean(
             "KEEP_QA", self.tr("Keep pixels the product's QA flags (products only)"),
             defaultValue=False))
-        self.addParameter(QgsProcessingParameterRasterDestination(
-            "OUTPUT", self.tr("MODIS on the fine grid")))
-        self.addOutput(QgsProcessingOutputNumber(
-            "SHIFT_X", self.tr("Applied shift x (MODIS pixels, positive = east)")))
-        self.addOutput(QgsProcessingOutputNumber(
-            "SHIFT_Y", self.tr("Applied shift y (MODIS pixels, positive = south)")))
-        self.addOutput(QgsProcessingOutputString(
-            "ACQUISITION_DATE", self.tr("Acquisition date (YYYY-MM-DD; empty if unknown)")))
 
     def checkParameterValues(self, parameters, context):
         from ..core.modis_products import is_product_file
@@ -168,25 +172,7 @@ class ResampleModis(StfusionAlgorithm):
                 "the product's HDF files as PRODUCTS.")
         modis_path = None if products else self.raster_source(parameters, "INPUT", context)
         reference_path = self.raster_source(parameters, "REFERENCE", context)
-        method = METHOD_OPTIONS[self.parameterAsEnum(parameters, "METHOD", context)][0]
-        band_key = BAND_MAP_OPTIONS[self.parameterAsEnum(parameters, "BAND_MAP", context)][0]
-        custom = (self.parameterAsString(parameters, "CUSTOM_BANDS", context) or "").strip()
-        if custom:
-            bands_parameter, bands = "CUSTOM_BANDS", custom
-            if band_key != "custom" and parameters.get("BAND_MAP") not in (None, ""):
-                feedback.pushInfo(f"CUSTOM_BANDS '{custom}' overrides BAND_MAP.")
-        elif band_key == "custom":
-            raise QgsProcessingException(
-                "Parameter CUSTOM_BANDS: BAND_MAP is 'custom' but no bands are given; enter "
-                "comma-separated 1-based band numbers such as '3,4,1,2,6,7'.")
-        else:
-            bands_parameter, bands = "BAND_MAP", band_key
-        nodata = None
-        if parameters.get("NODATA") not in (None, ""):
-            nodata = self.parameterAsDouble(parameters, "NODATA", context)
-        output_type = OUTPUT_TYPE_OPTIONS[self.parameterAsEnum(parameters, "OUTPUT_TYPE",
-                                                               context)][0]
-        coregister = self.parameterAsBool(parameters, "COREGISTER", context)
+        bands_parameter, bands = self.band_spec(parameters, context, feedback)
         output = self.parameterAsOutputLayer(parameters, "OUTPUT", context)
         for name, path in (("INPUT", modis_path or ""), ("REFERENCE", reference_path),
                            *(("PRODUCTS", p) for p in products)):
@@ -195,23 +181,64 @@ class ResampleModis(StfusionAlgorithm):
                     f"Parameter OUTPUT: it is the {name} file, which is never overwritten; "
                     "choose another output file.")
 
-        progress, is_canceled = feedback_callbacks(feedback)
-        options = dict(method=method, coregister=coregister, progress=progress,
-                       output_type=None if output_type == "input" else output_type,
-                       is_canceled=is_canceled)
+        options = self.resampling_options(parameters, context, feedback)
         try:
             if products:
                 result = self.resample_products(products, reference_path, output, parameters,
                                                 context, feedback, options)
             else:
-                result = resample.resample_to_grid(modis_path, reference_path, output,
-                                                   bands=bands, nodata=nodata, **options)
+                result = resample.resample_to_grid(
+                    modis_path, reference_path, output, bands=bands,
+                    nodata=self.nodata(parameters, context), **options)
         except resample.ResampleError as exc:
-            name = bands_parameter if exc.parameter == "bands" else \
-                "PRODUCTS" if products and exc.parameter == "modis" else \
-                PARAMETER_NAMES.get(exc.parameter, exc.parameter)
+            raise self.resample_failure(exc, bands_parameter,
+                                        "PRODUCTS" if products else "INPUT")
+        self.report(result, feedback)
+        RgbRendering.attach(context, output, result.band_names)
+        return {"OUTPUT": output, "SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y,
+                "ACQUISITION_DATE": result.acquisition_date}
+
+    def band_spec(self, parameters, context, feedback):
+        """(the parameter that chose the bands, the band spec for core.resample)."""
+        band_key = BAND_MAP_OPTIONS[self.parameterAsEnum(parameters, "BAND_MAP", context)][0]
+        custom = (self.parameterAsString(parameters, "CUSTOM_BANDS", context) or "").strip()
+        if custom:
+            if band_key != "custom" and parameters.get("BAND_MAP") not in (None, ""):
+                feedback.pushInfo(f"CUSTOM_BANDS '{custom}' overrides BAND_MAP.")
+            return "CUSTOM_BANDS", custom
+        if band_key == "custom":
             raise QgsProcessingException(
-                f"Parameter{'s' if ' and ' in name else ''} {name}: {exc}")
+                "Parameter CUSTOM_BANDS: BAND_MAP is 'custom' but no bands are given; enter "
+                "comma-separated 1-based band numbers such as '3,4,1,2,6,7'.")
+        return "BAND_MAP", band_key
+
+    def nodata(self, parameters, context):
+        if parameters.get("NODATA") in (None, ""):
+            return None
+        return self.parameterAsDouble(parameters, "NODATA", context)
+
+    def resampling_options(self, parameters, context, feedback):
+        """Method, output type, co-registration, progress and cancel for core.resample."""
+        output_type = OUTPUT_TYPE_OPTIONS[self.parameterAsEnum(parameters, "OUTPUT_TYPE",
+                                                               context)][0]
+        progress, is_canceled = feedback_callbacks(feedback)
+        return dict(method=METHOD_OPTIONS[self.parameterAsEnum(parameters, "METHOD",
+                                                                context)][0],
+                    coregister=self.parameterAsBool(parameters, "COREGISTER", context),
+                    output_type=None if output_type == "input" else output_type,
+                    progress=progress, is_canceled=is_canceled)
+
+    @staticmethod
+    def resample_failure(exc, bands_parameter: str, modis_parameter: str):
+        """core.resample's error as a Processing error naming the parameter at fault."""
+        name = bands_parameter if exc.parameter == "bands" else \
+            modis_parameter if exc.parameter == "modis" else \
+            PARAMETER_NAMES.get(exc.parameter, exc.parameter).replace("INPUT", modis_parameter)
+        return QgsProcessingException(f"Parameter{'s' if ' and ' in name else ''} {name}: {exc}")
+
+    @staticmethod
+    def report(result, feedback):
+        """core.resample's log lines, warnings as errors, and a summary line."""
         for line in result.log:
             if line.startswith("warning"):
                 feedback.reportError(line, fatalError=False)
@@ -219,11 +246,8 @@ class ResampleModis(StfusionAlgorithm):
                 feedback.pushInfo(line)
         feedback.pushInfo(
             f"MODIS bands {','.join(map(str, result.bands))} -> "
-            f"{', '.join(result.band_names)}; method {method}; fill value "
+            f"{', '.join(result.band_names)}; method {result.method}; fill value "
             f"{result.nodata[0]}; {result.seconds:.1f} s")
-        RgbRendering.attach(context, output, result.band_names)
-        return {"OUTPUT": output, "SHIFT_X": result.shift_x, "SHIFT_Y": result.shift_y,
-                "ACQUISITION_DATE": result.acquisition_date}
 
     def resample_products(self, products, reference_path, output, parameters, context,
                           feedback, options):

@@ -9,10 +9,10 @@ name: the provider reloads these files when the plugin loads).
 import sys
 from pathlib import Path
 
-from qgis.core import (QgsApplication, QgsProcessingModelAlgorithm,
+from qgis.core import (QgsApplication, QgsProcessing, QgsProcessingModelAlgorithm,
                        QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
                        QgsProcessingModelOutput, QgsProcessingModelParameter,
-                       QgsProcessingParameterRasterLayer)
+                       QgsProcessingParameterMultipleLayers, QgsProcessingParameterRasterLayer)
 from qgis.PyQt.QtCore import QPointF
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT / "build" / "plugins"))
 from stfusion.algorithms.base import GROUPS  # noqa: E402
 
 
-def add_input(model, name, label, y):
-    model.addModelParameter(QgsProcessingParameterRasterLayer(name, label),
-                            QgsProcessingModelParameter(name))
+def add_input(model, name, label, y, definition=QgsProcessingParameterRasterLayer, **options):
+    """A model input ``name`` (by default a raster layer) drawn at height ``y``."""
+    model.addModelParameter(definition(name, label, **options), QgsProcessingModelParameter(name))
     model.parameterComponent(name).setPosition(QPointF(120, y))
 
 
@@ -83,11 +83,46 @@ def fuse_and_evaluate() -> QgsProcessingModelAlgorithm:
     return model
 
 
+def fuse_series_from_downloads() -> QgsProcessingModelAlgorithm:
+    """resample_modis_series (every MODIS date) -> fuse_series with the Landsat images."""
+    model = QgsProcessingModelAlgorithm("Fuse a time series, from MODIS as downloaded",
+                                        GROUPS["workflows"], "workflows")
+    model.setName("fuse_series_from_downloads")
+    model.setHelpContent({"ALG_DESC": (
+        "The whole series workflow: brings every MODIS image (or the HDF product tiles of "
+        "every date) onto the Landsat grid (stfusion:resample_modis_series), then predicts a "
+        "Landsat-like image for every MODIS date without a Landsat image, from the nearest "
+        "clear Landsat/MODIS pairs (stfusion:fuse_series, shipped default model)."),
+        "LANDSAT": "the Landsat images of the series, on one grid, each date in its name or "
+                   "ACQUISITIONDATE metadata (prepare_landsat writes it).",
+        "LANDSAT_MASKS": "optional cloud/shadow masks of the Landsat images (as fuse_series' "
+                         "FINE_MASKS).",
+        "MODIS": "the MODIS images of the series as downloaded, including the Landsat dates: "
+                 "rasters with the date in their names, or HDF product files.",
+        "GRID": "one of the Landsat images: its grid is the series' grid."})
+    add_input(model, "LANDSAT", "Landsat images (dates in names or metadata)", 60,
+              QgsProcessingParameterMultipleLayers, layerType=QgsProcessing.TypeRaster)
+    add_input(model, "LANDSAT_MASKS", "Cloud masks of the Landsat images (optional)", 140,
+              QgsProcessingParameterMultipleLayers, layerType=QgsProcessing.TypeRaster,
+              optional=True)
+    add_input(model, "MODIS", "MODIS images or HDF products as downloaded, every date", 220,
+              QgsProcessingParameterMultipleLayers, layerType=QgsProcessing.TypeFile)
+    add_input(model, "GRID", "One of the Landsat images (the series' grid)", 300)
+    add_child(model, "resample", "stfusion:resample_modis_series",
+              "Every MODIS date onto the Landsat grid",
+              {"INPUTS": ("model", "MODIS"), "REFERENCE": ("model", "GRID")}, (420, 260))
+    add_child(model, "fuse_series", "stfusion:fuse_series", "Fuse the series",
+              {"FINE": ("model", "LANDSAT"), "FINE_MASKS": ("model", "LANDSAT_MASKS"),
+               "COARSE": ("resample", "OUTPUT_LAYERS")}, (700, 160),
+              {"OUTPUT_FOLDER": "Fused series"})
+    return model
+
+
 def main() -> None:
     from stfusion.processing_provider.provider import StfusionProvider
     QgsApplication.processingRegistry().addProvider(StfusionProvider(with_models=False))
     MODELS.mkdir(parents=True, exist_ok=True)
-    for model in (fuse_and_evaluate(),):
+    for model in (fuse_and_evaluate(), fuse_series_from_downloads()):
         path = MODELS / f"{model.name()}.model3"
         if not model.toFile(str(path)):
             raise SystemExit(f"could not write {path}")

@@ -119,6 +119,17 @@ def test_shipped_workflow_model_runs_headless(qgis_process, tmp_path, small_scen
     assert "RMSE" in report.read_text(encoding="utf-8")
 
 
+def test_shipped_series_model_runs_headless(qgis_process, tmp_path, small_scene):
+    d0, d1, d2 = small_scene.dates
+    result = qgis_process("run", "stfusion:fuse_series_from_downloads", "--json", "--",
+                          f"LANDSAT={small_scene.fine[d0]}", f"LANDSAT={small_scene.fine[d2]}",
+                          *(f"MODIS={small_scene.modis[d]}" for d in (d0, d1, d2)),
+                          f"GRID={small_scene.fine[d0]}", f"fuse_series:Fused series={tmp_path}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["results"]["fuse_series:Fused series"] == str(tmp_path)
+    assert (tmp_path / f"fused_{d1}.tif").exists() and not (tmp_path / f"fused_{d0}.tif").exists()
+
+
 def test_fuse_series_headless(qgis_process, tmp_path, sample_series):
     """Multiple-layer inputs repeat the parameter; outputs come back typed in the JSON."""
     fine = [f"FINE={p}" for p in sample_series.fine.values()]
