@@ -245,6 +245,33 @@ def test_classify_picks_the_nearest_standardised_centre():
     assert 2 in labels and 5 not in labels
 
 
+def test_block_sums_and_interpolation_kernels():
+    """block_sum equals a padded reference (partial blocks, exact uint8 counts); with every
+    block valid, Interp's skipped normalisation gives what the normalised path gives."""
+    from stfusion.core import stfnet_fields as fields
+    rng = np.random.default_rng(5)
+    x = torch.from_numpy(rng.uniform(0, 1, (3, 50, 37)).astype(np.float32))
+    padded = torch.nn.functional.pad(x.double(), (0, 51 - 37, 0, 51 - 50))
+    reference = padded.reshape(3, 3, 17, 3, 17).sum((2, 4))
+    np.testing.assert_allclose(fields.block_sum(x, 17).double(), reference, rtol=1e-6)
+    classes = torch.from_numpy(rng.integers(0, 2, (2, 50, 37)).astype(np.uint8))
+    counts = fields.block_sum(classes, 17)
+    assert counts.dtype == torch.int16
+    np.testing.assert_array_equal(counts.long(), torch.nn.functional.pad(
+        classes.long(), (0, 14, 0, 1)).reshape(2, 3, 17, 3, 17).sum((2, 4)))
+    blocks = torch.from_numpy(rng.normal(0, 1, (2, 8, 6)).astype(np.float32))
+    fast = fields.Interp(136, 102, 17, torch.ones(8, 6))
+    assert fast._all_valid          # the interpolated weights are exactly one here
+    normalised = fast._normalise(fast._bil(blocks))
+    np.testing.assert_array_equal(fast.up(blocks), normalised)
+    sol = torch.from_numpy(rng.normal(0, 1, (8, 6, 2, 5)).astype(np.float32))
+    labels = torch.from_numpy(rng.integers(0, 2, (136, 102)))
+    slow = fields.Interp(136, 102, 17, torch.ones(8, 6))
+    slow._all_valid = False
+    np.testing.assert_allclose(fast.up_class(sol, labels), slow.up_class(sol, labels),
+                               atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["stfnet", "paper", "starfm", "fsdaf"])
 def test_every_method_follows_the_protocol(name):
     """Each registered method: a small picklable state, a halo that is a multiple of its
