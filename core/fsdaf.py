@@ -493,15 +493,15 @@ def _blend(out, f1, c1, c2, change, state: FsdafState, margin: int, is_canceled)
     # similarity in units of the thresholds: candidate iff max_b |dG_b| < 1, and the
     # relative difference sum_b |dF_b| / F_b(centre) = sum_b |dG_b| * thr_b / F_b(centre)
     thr = np.maximum(state.thresholds, 1e-12).astype(np.float32)
-    cpad = common.nan_pad(change, r)
     usable = np.isfinite(change).all(0)     # pixels without a change are no candidates
+    cflat = np.pad(np.where(usable, change, 0), [(0, 0), (r, r), (r, r)]).reshape(nb, -1)
+    row = width + 2 * r
     gpad = common.nan_pad(np.where(usable, f1 / thr[:, None, None], np.nan), r)
     offsets = common.window_offsets(r)
     n_off = len(offsets)
     k = min(p.similar_pixels, n_off)
     dist_factor = np.array([10.0 + d / rw for _, _, d in offsets], np.float32)
-    off_dy = np.array([o[0] for o in offsets])
-    off_dx = np.array([o[1] for o in offsets])
+    off_flat = np.array([dy * row + dx for dy, dx, _ in offsets])
     inv_dist = np.array([1.0 / (1.0 + d / rw) for _, _, d in offsets], np.float32)
     centre_index = n_off // 2
     position = {(dy, dx): i for i, (dy, dx, _) in enumerate(offsets)}
@@ -549,31 +549,19 @@ def _blend(out, f1, c1, c2, change, state: FsdafState, margin: int, is_canceled)
         # the centre: always a candidate when valid
         keys[centre_index] = np.where(np.isfinite(gc).all(0), 1e-5 * dist_factor[centre_index],
                                       np.inf)
-        flat = keys.reshape(n_off, -1)
-        count = np.isfinite(flat).sum(0)
-        many = np.flatnonzero(count > k)
-        # pixels with at most k candidates use them all; the others their k best
-        index = np.zeros((k, flat.shape[1]), np.int64)
-        if len(many):
-            sub = flat[:, many]
-            if torch is not None:
-                index[:, many] = torch.topk(torch.from_numpy(sub), k, dim=0, largest=False,
-                                            sorted=False)[1].numpy()
-            else:
-                index[:, many] = np.argpartition(sub, k - 1, axis=0)[:k]
-        few = np.flatnonzero(count <= k)
-        if len(few):
-            index[:, few] = np.argsort(~np.isfinite(flat[:, few]), axis=0, kind="stable")[:k]
-        values = np.take_along_axis(flat, index, 0).reshape((k,) + shape)
+        index, values = _smallest(keys.reshape(n_off, -1), k, torch)
+        values = values.reshape((k,) + shape)
         index = index.reshape((k,) + shape)
         chosen = np.isfinite(values)
         sim_sel = values / dist_factor[index] - np.float32(1e-5)
         wgt = np.where(chosen, inv_dist[index] / (sim_sel + 1.0), 0.0).astype(np.float32)
         wgt /= np.maximum(wgt.sum(0), np.float32(1e-30))
-        yy = np.arange(cy0, cy1)[None, :, None] + off_dy[index]
-        xx = np.arange(cx0, cx1)[None, None, :] + off_dx[index]
+        # the chosen pixels' places in the flattened padded window (one index, not two);
+        # the others have a zero weight and read a finite change
+        at = (np.arange(cy0, cy1)[:, None] * row + np.arange(cx0, cx1)[None, :]) \
+            + off_flat[index]
         for b in range(nb):
-            ch = np.where(chosen, cpad[b][yy, xx], 0.0)
+            ch = cflat[b].take(at)
             pred = fc[b] + (wgt * ch).sum(0)
             bad = (pred < p.min_value) | (pred > p.max_value)
             if bad.any():
@@ -584,6 +572,30 @@ def _blend(out, f1, c1, c2, change, state: FsdafState, margin: int, is_canceled)
             out[b, cy0 - r:cy1 - r, cx0 - r:cx1 - r] = pred
 
     common.run_chunks(chunk, h1 - h0, w1 - w0, size, is_canceled)
+
+
+def _smallest(keys: np.ndarray, k: int, torch) -> Tuple[np.ndarray, np.ndarray]:
+    """Indices and values (k, pixels) of the k smallest finite ``keys`` (offsets, pixels)
+    of every pixel, in any order; a pixel with at most k finite keys takes them all first,
+    in offset order, then infinite ones."""
+    finite = np.isfinite(keys)
+    many = finite.sum(0) > k
+    if many.all():          # the usual case: no column gathers
+        return _k_smallest(keys, k, torch)
+    index = np.empty((k, keys.shape[1]), np.int64)
+    index[:, ~many] = np.argsort(~finite[:, ~many], axis=0, kind="stable")[:k]
+    if many.any():
+        index[:, many] = _k_smallest(keys[:, many], k, torch)[0]
+    return index, np.take_along_axis(keys, index, 0)
+
+
+def _k_smallest(keys: np.ndarray, k: int, torch) -> Tuple[np.ndarray, np.ndarray]:
+    if torch is not None:
+        values, index = torch.topk(torch.from_numpy(keys), k, dim=0, largest=False,
+                                   sorted=False)
+        return index.numpy(), values.numpy()
+    index = np.argpartition(keys, k - 1, axis=0)[:k]
+    return index, np.take_along_axis(keys, index, 0)
 
 
 def _key(out, sim, dmax, factor, ok) -> None:

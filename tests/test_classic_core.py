@@ -183,3 +183,22 @@ def test_kmeans_finds_separated_clusters_and_is_deterministic():
     assert kmeans(samples[:2], 5).shape == (2, 2)          # never more classes than samples
     with pytest.raises(ValueError, match="no valid pixel"):
         kmeans(np.empty((0, 2)), 3)
+
+
+def test_similar_pixel_selection_with_and_without_torch():
+    """FSDAF's selection: the k smallest finite keys of a pixel with more than k of them
+    (torch.topk and numpy's argpartition pick the same set), all finite ones first, in
+    offset order, for a pixel with at most k."""
+    rng = np.random.default_rng(3)
+    keys = rng.uniform(0, 1, (30, 40)).astype(np.float32)
+    keys[rng.uniform(size=keys.shape) < 0.3] = np.inf
+    keys[:, 5] = np.inf
+    keys[27:, 5] = [0.3, 0.2, 0.1]                          # three candidates only
+    torch = pytest.importorskip("torch")
+    for engine in (torch, None):
+        index, values = fsdaf._smallest(keys, 4, engine)
+        np.testing.assert_array_equal(values, np.take_along_axis(keys, index, 0))
+        for pixel in range(keys.shape[1]):
+            expected = np.sort(keys[:, pixel])[:4]
+            np.testing.assert_array_equal(np.sort(values[:, pixel]), expected)
+        np.testing.assert_array_equal(index[:3, 5], [27, 28, 29])
