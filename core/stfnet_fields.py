@@ -121,22 +121,26 @@ class Interp:
 
     def up_class(self, sol: torch.Tensor, lab: torch.Tensor) -> torch.Tensor:
         """Class values ``sol`` (nby, nbx, k, b) read at each pixel's class ``lab`` (h, w),
-        interpolated between block centres -> (b, h, w). All bands in one gather per
-        corner (a row of b values per pixel)."""
+        interpolated between block centres -> (b, h, w). Separable: the class values are
+        first interpolated along the rows of blocks to every pixel column (a small
+        (b, nby, w, k) table), then each pixel reads its class from the two block rows
+        around it (two gathers per band instead of four)."""
         nby, nbx, k, b = sol.shape
         y0, y1, wy = self._axis(self.h, nby)
         x0, x1, wx = self._axis(self.w, nbx)
-        flat = sol.permute(2, 0, 1, 3).reshape(k * nby * nbx, b)
-        base = lab * (nby * nbx)
-        out = torch.zeros(self.h, self.w, b, device=sol.device)
-        for yi, wyi in ((y0, 1 - wy), (y1, wy)):
-            for xi, wxi in ((x0, 1 - wx), (x1, wx)):
-                wgt = wyi[:, None] * wxi[None, :]
-                if not self._all_valid:
-                    wgt = wgt * self.bvalid[yi][:, xi]
-                idx = base + (yi * nbx)[:, None] + xi[None, :]
-                out.addcmul_(wgt[..., None], flat[idx])
-        out = out.permute(2, 0, 1).contiguous()
+        w0, w1 = (1 - wx)[None, :], wx[None, :]
+        if not self._all_valid:            # an invalid block does not count
+            w0, w1 = w0 * self.bvalid[:, x0], w1 * self.bvalid[:, x1]
+        per_band = sol.permute(3, 0, 1, 2)                                  # (b, nby, nbx, k)
+        rows = (per_band[:, :, x0] * w0[None, :, :, None]
+                + per_band[:, :, x1] * w1[None, :, :, None]).reshape(b, -1)  # (b, nby*w*k)
+        column = torch.arange(self.w, device=sol.device)[None, :] * k + lab
+        above = (y0 * (self.w * k))[:, None] + column
+        below = (y1 * (self.w * k))[:, None] + column
+        out = torch.empty(b, self.h, self.w, device=sol.device)
+        for j in range(b):
+            torch.mul(rows[j].take(above), (1 - wy)[:, None], out=out[j])
+            out[j].addcmul_(rows[j].take(below), wy[:, None])
         return out if self._all_valid else self._normalise(out)
 
 
@@ -160,8 +164,9 @@ class GuidedFilter:
         """Filter ``p`` (n, h, w) with the guide bands ``bands`` (n of them)."""
         q, r, v = self.q, self.r, self.v
         g, mg, vg = self.g[bands], self.mg[bands], self.vg[bands]
-        mp = box_sum(block_sum(p * v, q), r) / self.cnt
-        cov = box_sum(block_sum(g * p * v, q), r) / self.cnt - mg * mp
+        pv = p * v
+        mp = box_sum(block_sum(pv, q), r) / self.cnt
+        cov = box_sum(block_sum(pv.mul_(g), q), r) / self.cnt - mg * mp    # g p v (v is 0/1)
         a = cov / (vg + self.eps)
         b = mp - a * mg
         if self.interp is None:      # exact: average the coefficients over the window
