@@ -31,7 +31,7 @@ from typing import Callable, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from . import raster, stfnet_fields, tiling, trust
+from . import acquisition, raster, stfnet_fields, tiling, trust
 from .kmeans import kmeans
 from .torch_check import require_torch
 
@@ -220,7 +220,8 @@ def prepare(pairs, coarse_t2, settings: StfnetSettings,
                                                                          is_canceled)
         stats.append(pair_stats(windows_f, windows_c, c2, float(settings.scale_ratio),
                                 int(settings.options["classes"]), settings.seed, is_canceled))
-        trusts.append(_pair_trust(windows_f, windows_c, c2, settings))
+        trusts.append(_pair_trust(windows_f, windows_c, c2, settings,
+                                  _gap_days(coarse, coarse_t2)))
     state = _state(stats, trusts, pairs[0][0].band_count, windows, coarse_t2, settings, log)
     progress(1.0)
     return state
@@ -259,17 +260,25 @@ def prepare_date(prepared: Sequence[PreparedPair], pairs, coarse_t2, settings: S
                                is_canceled))
         if settings.use_trust:      # F's block means against this date's coarse image
             trusts.append(_pair_trust(_read(fine, windows, is_canceled), windows_c, c2,
-                                      settings))
+                                      settings, _gap_days(coarse, coarse_t2)))
     return _state(stats, trusts, pairs[0][0].band_count, windows, coarse_t2, settings, log)
 
 
-def _pair_trust(windows_f, windows_c, windows_c2,
-                settings: StfnetSettings) -> Optional[trust.PairTrust]:
+def _pair_trust(windows_f, windows_c, windows_c2, settings: StfnetSettings,
+                gap_days: Optional[float] = None) -> Optional[trust.PairTrust]:
     """``trust.PairTrust`` of a pair for C2 (None without the trust rule)."""
     if not settings.use_trust:
         return None
     return trust.pair_trust(windows_f, windows_c, windows_c2,
-                            max(1, int(round(float(settings.scale_ratio)))))
+                            max(1, int(round(float(settings.scale_ratio)))), gap_days)
+
+
+def _gap_days(coarse, coarse_t2) -> Optional[float]:
+    """Days between two coarse images from their acquisition dates (metadata or file name,
+    ``core/acquisition.py``); None when either source is not a file or has no date."""
+    dates = [acquisition.acquisition_date(source.path) if getattr(source, "path", None)
+             else None for source in (coarse, coarse_t2)]
+    return None if None in dates else float(abs((dates[1] - dates[0]).days))
 
 
 def _state(stats: List[PairStats], trusts: Sequence[Optional[trust.PairTrust]],
@@ -421,22 +430,25 @@ def predict_tile(state: StfnetState, window, is_canceled=None) -> np.ndarray:
     if state.pair_trust:
         weights = [t.weight for t in state.pair_trust]
         prediction = trust.blend(prediction, c2, trust.combined_trust(trusts, weights),
-                                 _level_offset(state, weight, c2.device))
+                                 *_level_offsets(state, weight, c2.device))
     if state.uncertainty:
         prediction = torch.cat([prediction, _expected_error(state, prediction, pairs, c2,
                                                             weight)])
     return prediction.float().cpu().numpy()
 
 
-def _level_offset(state: StfnetState, weight, device):
-    """The C - F level offset (``PairTrust.level``) the prediction carries: the first
-    pair's, or both pairs' weighted per pixel (``weight`` of the first pair)."""
+def _level_offsets(state: StfnetState, weight, device):
+    """The C - F level offset (``PairTrust.level``) the fusion carries and the part of it
+    that transfers to t2 (``PairTrust.offset_transfer``): the first pair's, or both pairs'
+    weighted per pixel (``weight`` of the first pair)."""
     torch = require_torch()
     offsets = [torch.as_tensor(t.level, device=device)[:, None, None]
                for t in state.pair_trust]
+    carried = [offset * t.offset_transfer for offset, t in zip(offsets, state.pair_trust)]
     if weight is None or len(offsets) < 2:
-        return offsets[0]
-    return weight * offsets[0] + (1 - weight) * offsets[1]
+        return offsets[0], carried[0]
+    return (weight * offsets[0] + (1 - weight) * offsets[1],
+            weight * carried[0] + (1 - weight) * carried[1])
 
 
 def _tile_trust(state: StfnetState, index: int, f, c, c2) -> Optional[trust.TileTrust]:

@@ -33,6 +33,43 @@ def test_pair_trust_statistics():
     assert other.bias_trust == pytest.approx([0, 0], abs=1e-6)
 
 
+def test_local_fault_does_not_widen_the_robust_spread():
+    """A strong fault over 4 of 144 blocks doubles the standard spread of C1 - F1, not its
+    robust one (median absolute deviation)."""
+    rng = np.random.default_rng(3)
+    f1, c1 = blocks(rng, bands=1)
+    noisy = c1 + 0.01 * np.repeat(np.repeat(rng.standard_normal((1, 12, 12)), 8, 1), 8, 2)
+    faulty = noisy.copy()
+    faulty[:, :16, :16] += 0.1
+    clean, hazed = (trust.pair_trust([f1], [c], [c], 8) for c in (noisy, faulty))
+    assert clean.robust_spread == pytest.approx(clean.spread, rel=0.3)
+    assert hazed.spread > 1.5 * clean.spread
+    assert hazed.robust_spread == pytest.approx(clean.robust_spread, rel=0.2)
+    assert hazed.level == pytest.approx(clean.level, abs=0.003)
+
+
+def test_level_offset_is_carried_over_short_gaps_only():
+    """C - F = 0.03 at t1: carried in full without dates, exp(-(gap/75)^2) with them."""
+    rng = np.random.default_rng(4)
+    f1, c1 = blocks(rng, bands=1)
+    offset = trust.pair_trust([f1], [c1 + 0.03], [c1 + 0.03], 8).level
+    assert offset == pytest.approx([0.03], abs=1e-6)
+    carried = {gap: trust.pair_trust([f1], [c1 + 0.03], [c1], 8, gap_days=gap).offset_transfer
+               for gap in (None, 16, 75, 240)}
+    assert carried[None] == 1.0 and carried[16] == pytest.approx(np.exp(-(16 / 75) ** 2))
+    assert carried[75] == pytest.approx(np.exp(-1)) and carried[240] < 1e-4
+    # fully trusted: the fusion F1 + (C2 - C1) keeps F1's level plus the carried offset
+    t = lambda a: torch.as_tensor(np.float32(a))  # noqa: E731
+    c2, detail = t(0.30), t(0.01)
+    fused = c2 - t(offset[0]) + detail
+    for gap, share in carried.items():
+        out = trust.blend(fused, c2, t(1.0), t(offset[0]), t(offset[0] * share))
+        assert float(out) == pytest.approx(0.30 + 0.01 - 0.03 * share, abs=1e-6)
+    # not trusted: C2 whatever the offset
+    assert float(trust.blend(fused, c2, t(0.0), t(offset[0]), t(offset[0]))) == \
+        pytest.approx(0.30)
+
+
 def sample_arrays(scene, d1=0, d2=1):
     a, b = scene.dates[d1], scene.dates[d2]
     return [raster.read_raster(p) for p in (scene.fine[a], scene.coarse[a], scene.coarse[b],
@@ -80,7 +117,7 @@ def test_haze_in_the_fine_image_moves_the_prediction_towards_c2(sample_scene, de
     assert rmse(with_trust, f2, inside) < 0.5 * rmse(without, f2, inside)
     assert rmse(with_trust, f2, inside) < 1.2 * rmse(c2, f2, inside)
     # the rest of the scene: hardly worse (the simulated MODIS keeps its level offset to
-    # Landsat on every date, which the trust rule carries only with the square of the trust)
+    # Landsat on every date, which the trust rule carries with the trust and the gap)
     far = np.hypot(yy - 240, xx - 240) > 140
     assert rmse(with_trust, f2, far) < 1.03 * rmse(without, f2, far)
     assert lines and lines[0].startswith("pair 1: fine/coarse correlation")
