@@ -28,7 +28,10 @@ series (many dates from the same pairs, ``core/series.py``):
 ``prepare_pair(pair, settings, is_canceled=...) -> prepared`` (once per pair) and
 ``prepare_date(prepared_list, pairs, coarse_t2, settings, is_canceled=..., log=None) ->
 state`` (per date, cheap). ``prepare_pair`` and ``prepare_date`` below fall back to
-``prepare`` per date for the methods that do not.
+``prepare`` per date for the methods that do not. Per tile, a series computes a run of dates
+together and passes each pair's ``TileWindow.shared`` dict to every date's ``predict_tile``:
+a method may keep there what it computes from the pair's arrays alone (the default model:
+``stfnet_fields.PairBase``) and reuse it for the next date's C2.
 
 Optionally a state has ``layers``, the names of what ``predict_tile`` returns, ``bands``
 bands each, the prediction first (the default model's ``("prediction", "uncertainty")``);
@@ -41,7 +44,7 @@ module implementing the protocol and one line in ``REGISTRY``.
 import importlib
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Callable, List, Optional, Protocol, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 
@@ -77,6 +80,10 @@ class TileWindow:
     coarse_t2: np.ndarray
     margin: int = 0          # pixels on each side the caller discards (the halo)
     step: Optional[Callable[[], None]] = None   # progress inside a tile (after each band)
+    # one dict per pair that the caller keeps for as long as the pair's arrays are the same
+    # (a series: a tile's dates): a method may keep there what it computed from the pair
+    # alone and reuse it for another C2 (None: nothing is kept)
+    shared: Optional[List[Dict]] = None
 
 
 def input_names(pair_count: int) -> List[str]:

@@ -18,19 +18,25 @@ Dask driver) can run it, and it drives the fusion-method protocol (``core/method
    value, so a pixel clouded in the nearest pair takes the next-nearest clear pair instead
    of nodata; pixels clear in no candidate are nodata. Each candidate is one
    ``predict_tile`` of its method.
-4. ``write_date``: one date's GeoTIFF, tile by tile, atomically.
+4. ``write_dates``: the GeoTIFFs of a run of consecutive dates that share their pairs
+   (``batches``), tile by tile, each tile of all of them at once (``predict_dates_tile``):
+   each pair's arrays are read once per tile, and what the method computes from a pair
+   alone over a tile (``methods.TileWindow.shared``: the default model's classes,
+   homogeneity index, unmixing matrices, guided-filter set-up) is computed once for all
+   the dates; each file atomic, all of the run published together.
 
 Resume: ``<prefix>_series.json`` in the output folder records, per written date, a signature
 of its inputs and settings and the file's size and time; a re-run skips a date whose file is
 still the one recorded and whose signature has not changed.
 """
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import json
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -43,6 +49,7 @@ DEFAULT_MAX_GAP_DAYS = 64
 TWO_PAIR_BALANCE = 3.0          # two pairs: the far one at most this many times as far
 TWO_PAIR_MAX_GAP_DAYS = 32      # ... and at most this far (two Landsat revisits)
 MANIFEST_VERSION = 2              # 2: sources with the pairs' trust
+BATCH_DATES = 8                 # dates computed tile by tile together (``write_dates``)
 
 
 @dataclass(frozen=True)
@@ -296,21 +303,40 @@ def date_task(entry: PlanEntry, states: SeriesStates) -> DateTask:
 
 # ----------------------------------------------------------------------------- predict
 
+class PairWindows:
+    """The pairs' arrays over one read window, each read when first needed, and the dict
+    per pair in which a method keeps what it computed from the pair alone
+    (``methods.TileWindow.shared``): one per tile, shared by the dates of a batch."""
+
+    def __init__(self, window: Tuple[int, int, int, int]):
+        self.window = window
+        self._arrays: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
+        self._shared: Dict[int, Dict] = {}
+
+    def arrays(self, index: int, pair: methods.Pair) -> Tuple[np.ndarray, np.ndarray]:
+        if index not in self._arrays:
+            self._arrays[index] = tuple(source.window(*self.window) for source in pair)
+        return self._arrays[index]
+
+    def shared(self, index: int) -> Dict:
+        return self._shared.setdefault(index, {})
+
+
 def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
-                      is_canceled: Callable[[], bool] = tiling.never_canceled
+                      is_canceled: Callable[[], bool] = tiling.never_canceled,
+                      windows: Optional[PairWindows] = None
                       ) -> Tuple[np.ndarray, np.ndarray]:
     """One tile of one date: (prediction over the tile, NaN = nodata; pixels given by each
     candidate, in ``task.candidates`` order). ``states``: candidate -> method state. Each
     pixel takes the first candidate clear there; a candidate is only computed (and its
-    state only asked for) when some pixel of the tile still needs it."""
+    state only asked for) when some pixel of the tile still needs it. ``windows``: the
+    pairs' arrays of this tile (``PairWindows``) when other dates share them."""
     window = tile.read_window
+    windows = windows or PairWindows(window)
     coarse_t2 = task.coarse_t2.window(*window)
-    read: Dict[int, Tuple[np.ndarray, np.ndarray]] = {}
 
     def arrays(index):
-        if index not in read:
-            read[index] = tuple(source.window(*window) for source in task.pairs[index])
-        return read[index]
+        return windows.arrays(index, task.pairs[index])
 
     result = np.full(coarse_t2.shape, np.nan, np.float32)
     open_pixels = np.ones(coarse_t2.shape[1:], bool)
@@ -325,8 +351,9 @@ def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
             state = states[candidate]
             if state is None:
                 continue
-            tile_window = methods.TileWindow([arrays(i) for i in candidate.pairs], coarse_t2,
-                                             tile.halo)
+            tile_window = methods.TileWindow(
+                [arrays(i) for i in candidate.pairs], coarse_t2, tile.halo,
+                shared=[windows.shared(i) for i in candidate.pairs])
             values = methods.method_of(state).predict_tile(state, tile_window, is_canceled)
         take = open_pixels & raster.valid_mask(values)
         result[:, take] = values[:, take]
@@ -335,45 +362,85 @@ def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
     return tile.crop(result), counts
 
 
-def write_date(entry: PlanEntry, states: SeriesStates, output: str,
-               progress: Callable[[float], None] = tiling.no_progress,
-               is_canceled: Callable[[], bool] = tiling.never_canceled,
-               tile_map: Optional[tiling.TileMap] = None) -> List[Dict]:
-    """Write one date's GeoTIFF (encoded like the fine images, its date as
-    ACQUISITIONDATE) tile by tile, atomically; returns its sources: per candidate its
-    pairs, their gaps in days, the pixels it gave and its pairs' trust (``source_trust``).
-    ``tile_map``: who computes the tiles (``tiling.stream_tiles``; None = this process,
-    where a candidate's state is only made when a tile needs it; else, e.g. Dask workers,
-    every candidate's state is made here first and sent with the tiles' work)."""
+def predict_dates_tile(tasks: Sequence[DateTask], states: Sequence, tile: tiling.Tile,
+                       is_canceled: Callable[[], bool] = tiling.never_canceled,
+                       lazy: bool = False) -> Iterable[Tuple[np.ndarray, np.ndarray]]:
+    """One tile of several dates (``states``: each date's candidate -> state), the unit of
+    work of ``write_dates``, a plain function of picklable arguments: ``predict_date_tile``
+    of each date, with each pair's arrays read once and what the method computes from a
+    pair alone (the classes, the homogeneity index, ...) shared by the dates that use it
+    (``PairWindows``). ``lazy``: an iterator that computes each date when asked for it (in
+    process: each date's tile is written before the next is computed), else a list."""
+    windows = PairWindows(tile.read_window)
+    results = (predict_date_tile(task, date_states, tile, is_canceled, windows)
+               for task, date_states in zip(tasks, states))
+    return results if lazy else list(results)
+
+
+def batches(entries: Sequence[PlanEntry], size: int = BATCH_DATES) -> List[List[PlanEntry]]:
+    """The dates in runs of at most ``size`` consecutive dates whose first candidates use
+    at most two pairs in all (what one two-pair fusion reads: memory as for one date), each
+    run computed tile by tile for all its dates at once (``write_dates``)."""
+    runs: List[List[PlanEntry]] = []
+    pairs: set = set()
+    for entry in entries:
+        first = set(entry.candidates[0].pairs)
+        if runs and len(runs[-1]) < size and len(pairs | first) <= 2:
+            runs[-1].append(entry)
+            pairs |= first
+        else:
+            runs.append([entry])
+            pairs = first
+    return runs
+
+
+def write_dates(entries: Sequence[PlanEntry], states: SeriesStates, outputs: Sequence[str],
+                progress: Callable[[float], None] = tiling.no_progress,
+                is_canceled: Callable[[], bool] = tiling.never_canceled,
+                tile_map: Optional[tiling.TileMap] = None) -> List[List[Dict]]:
+    """Write the GeoTIFF of each date of ``entries`` (encoded like the fine images, its date
+    as ACQUISITIONDATE) into ``outputs``, tile by tile, each tile of all the dates at once
+    (``predict_dates_tile``); each file atomically: all appear when the last tile is written, none
+    on a cancel or error. Returns per date its sources: per candidate its pairs, their gaps
+    in days, the pixels it gave and its pairs' trust (``source_trust``). ``tile_map``: who
+    computes the tiles (``tiling.stream_tiles``; None = this process, where a candidate's
+    state is only made when a tile needs it; else, e.g. Dask workers, every candidate's
+    state is made here first and sent with the tiles' work)."""
     info, grid = states.info, states.info.grid
-    task = date_task(entry, states)
-    candidate_states = DateStates(entry, states, is_canceled)
-    fused = next((c for c in entry.candidates if not c.copy), None)
+    tasks = [date_task(entry, states) for entry in entries]
+    date_states = [DateStates(entry, states, is_canceled) for entry in entries]
+    fused = next(((d, c) for e, d in zip(entries, date_states) for c in e.candidates
+                  if not c.copy), None)
     if states.halo is None and fused is not None:     # the model's halo and tile size
-        candidate_states[fused]
+        fused[0][fused[1]]
     if tile_map is None:
-        work = functools.partial(predict_date_tile, task, candidate_states,
-                                 is_canceled=is_canceled)
+        work = functools.partial(predict_dates_tile, tasks, date_states,
+                                 is_canceled=is_canceled, lazy=True)
     else:
-        work = functools.partial(predict_date_tile, task, {
-            c: candidate_states[c] for c in entry.candidates if not c.copy})
+        work = functools.partial(predict_dates_tile, tasks, [
+            {c: d[c] for c in e.candidates if not c.copy}
+            for e, d in zip(entries, date_states)])
     tile_size = states.tile_size
     tiles = list(tiling.iter_tiles(grid.width, grid.height, tile_size, states.halo or 0))
-    counts = np.zeros(len(entry.candidates), np.int64)
+    counts = np.zeros((len(entries), max(len(e.candidates) for e in entries)), np.int64)
     block = tile_size if tile_size % tiling.OUTPUT_BLOCK_MULTIPLE == 0 else None
-    with raster.AtomicGeoTiff(output, grid, info.band_count, raster.OutputEncoding.like(info),
-                              info.band_names, block) as out:
-        out.ds.SetMetadataItem(acquisition.METADATA_KEYS[0], entry.date.isoformat())
+    with contextlib.ExitStack() as files:
+        outs = [files.enter_context(raster.AtomicGeoTiff(
+            output, grid, info.band_count, raster.OutputEncoding.like(info),
+            info.band_names, block)) for output in outputs]
+        for out, entry in zip(outs, entries):
+            out.ds.SetMetadataItem(acquisition.METADATA_KEYS[0], entry.date.isoformat())
 
-        def write(tile: tiling.Tile, result: Tuple[np.ndarray, np.ndarray]) -> None:
-            values, tile_counts = result
-            out.write(values, tile.x0, tile.y0)
-            np.add(counts, tile_counts, out=counts)
+        def write(tile: tiling.Tile, results: Iterable[Tuple[np.ndarray, np.ndarray]]) -> None:
+            for n, (out, (values, tile_counts)) in enumerate(zip(outs, results)):
+                out.write(values, tile.x0, tile.y0)
+                counts[n, :len(tile_counts)] += tile_counts
 
         tiling.stream_tiles(work, tiles, write, progress, is_canceled, tile_map)
-    return [{"pairs": states.plan.label(c), "gap_days": states.plan.gap_days(entry, c),
-             "pixels": int(count), "trust": source_trust(candidate_states.made(c))}
-            for c, count in zip(entry.candidates, counts)]
+    return [[{"pairs": states.plan.label(c), "gap_days": states.plan.gap_days(entry, c),
+              "pixels": int(count), "trust": source_trust(d.made(c))}
+             for c, count in zip(entry.candidates, row)]
+            for entry, d, row in zip(entries, date_states, counts)]
 
 
 def source_trust(state) -> List[Dict]:
@@ -466,11 +533,13 @@ def run_series(plan: SeriesPlan, info: raster.RasterInfo, settings: SeriesSettin
                progress: Callable[[float], None] = tiling.no_progress,
                is_canceled: Callable[[], bool] = tiling.never_canceled,
                log: Callable[[str], None] = lambda _m: None,
-               tile_map: Optional[tiling.TileMap] = None) -> SeriesResult:
+               tile_map: Optional[tiling.TileMap] = None,
+               batch_dates: int = BATCH_DATES) -> SeriesResult:
     """Write every date of ``plan`` not already written (resume) into ``folder``, one
-    atomic GeoTIFF per date, recording each in the manifest as soon as it is complete: a
-    cancel keeps the finished dates and leaves no partial file. ``tile_map``: who computes
-    the tiles (``write_date``; ``cluster.tile_map``: Dask workers, bit-identical)."""
+    atomic GeoTIFF per date, computed in runs of up to ``batch_dates`` dates (``batches``)
+    and recorded in the manifest as soon as their run is complete: a cancel keeps the
+    finished dates and leaves no partial file. ``tile_map``: who computes the tiles
+    (``write_dates``; ``cluster.tile_map``: Dask workers, bit-identical)."""
     os.makedirs(folder, exist_ok=True)
     outputs = {e.date: output_path(folder, prefix, e.date) for e in plan.entries}
     manifest = Manifest(os.path.join(folder, f"{prefix}_series.json"))
@@ -484,16 +553,19 @@ def run_series(plan: SeriesPlan, info: raster.RasterInfo, settings: SeriesSettin
         log(f"{len(reused)} date(s) already written with the same inputs and settings: kept")
     written = []
     states = SeriesStates(plan, info, settings, log)
-    for n, entry in enumerate(todo):
-        def date_progress(fraction, n=n):
-            progress((n + fraction) / len(todo))
-        with atomic.published_at_once():      # a finished date stays, whatever comes next
-            sources = write_date(entry, states, outputs[entry.date], date_progress,
-                                 is_canceled, tile_map)
-            manifest.record(entry.date, outputs[entry.date], signatures[entry.date], sources)
-        written.append(entry.date)
-        log(f"{entry.date}: " + "; ".join(f"{s['pairs']} {s['pixels']} px"
-                                          for s in sources if s["pixels"]))
+    for batch in batches(todo, batch_dates):
+        def batch_progress(fraction, done=len(written), size=len(batch)):
+            progress((done + fraction * size) / len(todo))
+        files = [outputs[entry.date] for entry in batch]
+        with atomic.published_at_once():      # finished dates stay, whatever comes next
+            sources = write_dates(batch, states, files, batch_progress, is_canceled,
+                                  tile_map)
+            for entry, output, date_sources in zip(batch, files, sources):
+                manifest.record(entry.date, output, signatures[entry.date], date_sources)
+        for entry, date_sources in zip(batch, sources):
+            written.append(entry.date)
+            log(f"{entry.date}: " + "; ".join(f"{s['pairs']} {s['pixels']} px"
+                                              for s in date_sources if s["pixels"]))
     progress(1.0)
     return SeriesResult(plan, outputs, written, reused,
                         {e.date: manifest.dates[e.date.isoformat()]["sources"]

@@ -339,15 +339,16 @@ def stfnet_inputs(torch, pair: "stfnet_fields.PairFields", f1, scale):
 
 
 def _stfnet_pair(state: "StfnetState", index: int, f1, c1, c2, margin: int = 0,
-                 band_done=None):
+                 band_done=None, cache: Optional[Dict] = None):
     """Prediction (bands, h, w) tensor (NaN where invalid) and the validity mask, band by
     band (one band's fields in memory at a time; ``band_done()`` after each). The CNN runs
-    only inside ``margin`` (the caller discards the margin)."""
+    only inside ``margin`` (the caller discards the margin). ``cache``: the pair's
+    ``methods.TileWindow.shared`` dict (``stfnet_fields.PairFields``)."""
     torch = require_torch()
     stats = state.pairs[index].tensors(torch, state.device)
     pair = stfnet_fields.PairFields(f1, c1, c2, stats, state.block,
                                     int(state.options["window"]), float(state.options["ridge"]),
-                                    float(state.options["eps"]), state.alpha)
+                                    float(state.options["eps"]), state.alpha, cache)
     valid = pair.valid
     h, w = valid.shape
     m = max(0, min(int(margin) - 1, (h - 1) // 2, (w - 1) // 2))  # keep the CNN's reach
@@ -414,12 +415,14 @@ def predict_tile(state: StfnetState, window, is_canceled=None) -> np.ndarray:
     (f1, c1) = pairs[0]
     # the expected error looks one pixel beyond the tile: the CNN runs one pixel further
     margin = window.margin - 1 if state.uncertainty else window.margin
-    prediction, valid = _stfnet_pair(state, 0, f1, c1, c2, margin, window.step)
+    shared = window.shared or [None] * len(pairs)
+    prediction, valid = _stfnet_pair(state, 0, f1, c1, c2, margin, window.step, shared[0])
     trusts = [_tile_trust(state, 0, f1, c1, c2)]
     weight = None
     if len(pairs) >= 2:
         f3, c3 = pairs[1]
-        prediction_3, valid_3 = _stfnet_pair(state, 1, f3, c3, c2, margin, window.step)
+        prediction_3, valid_3 = _stfnet_pair(state, 1, f3, c3, c2, margin, window.step,
+                                             shared[1])
         trusts.append(_tile_trust(state, 1, f3, c3, c2))
         valid = valid & valid_3
         weight = _pair_weights(torch, c2, c1, c3, valid, state.block)

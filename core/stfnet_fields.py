@@ -25,7 +25,7 @@ guided filter, a "fast guided filter") so that the cost per fine pixel is a few 
 operations.
 """
 from functools import cached_property
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -209,25 +209,19 @@ def classify(f: torch.Tensor, centres: torch.Tensor, mean: torch.Tensor,
     return labels.reshape(h, w)
 
 
-class PairFields:
-    """Candidate change fields of one pair (F1, C1) and C2 over one window (see module doc).
+class PairBase:
+    """What ``PairFields`` computes from F1 and the validity alone, not from C2: the classes,
+    the homogeneity index, the block class fractions and their unmixing matrices, the
+    interpolation and the guided filter's set-up. A series keeps
+    it per (pair, tile) for all the dates whose validity is the same (``PairFields``'
+    ``cache``), so that only the C2 part is computed per date."""
 
-    The constructor does the band-independent work (validity, classes, homogeneity index,
-    the class-wise unmixing on the block grid); ``band(j)`` computes band j's fields, so only
-    one band's fine-grid temporaries are in memory at a time.
-    ``stats``: tensors ``centres`` (k, b), ``mean``/``std`` (b,), ``global_change`` (k, b).
-    ``alpha`` < 1 (small-scene fallback): ``gu`` and ``gf`` are pulled towards ``gd``,
-    ``alpha * x + (1 - alpha) * gd``.
-    """
-
-    def __init__(self, f1: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, stats: Dict,
-                 s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4,
-                 alpha: float = 1.0):
-        self.valid = valid = (torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0)
-                              & torch.isfinite(c2).all(0))
+    def __init__(self, f1: torch.Tensor, pair_valid: torch.Tensor, valid: torch.Tensor,
+                 stats: Dict, s: int, window: int, ridge: float, eps: float):
+        self.pair_valid, self.valid = pair_valid, valid     # F1 and C1 valid; and C2 too
+        self.stats, self.options = stats, (s, window, ridge, eps)
         self.v = v = valid.float()
         self.f = f = torch.where(valid, f1, 0.0)
-        self.c1, self.c2, self.s, self.alpha = c1, c2, s, alpha
         b, h, w = f.shape
         centres = stats["centres"]
         k = centres.shape[0]
@@ -238,36 +232,78 @@ class PairFields:
         same = box_sum(oh, HI_RADIUS).gather(0, self.lab[None])[0]   # same-class neighbours
         self.hi = same.float() * v / box_sum(v, HI_RADIUS).clamp_min(1.0)
 
-        # block grid: class fractions and mean coarse change of every coarse pixel
+        # block grid: class fractions of every coarse pixel
         nv = block_sum(v, s)
         self.inv = 1.0 / nv.clamp_min(1.0)
-        bw = (nv > 0.5).float()
-        frac = block_sum(oh, s).float() * self.inv
+        self.bw = bw = (nv > 0.5).float()
+        self.frac = frac = block_sum(oh, s).float() * self.inv
         del oh, same
-        self.dcb = torch.stack([block_sum(self.dc(j), s) for j in range(b)]) * self.inv
         # local unmixing: normal equations over window x window blocks, ridge to global change
-        wr = max(1, int(window) // 2)
-        cnt = box_sum(bw, wr).clamp_min(1.0)
+        self.wr = wr = max(1, int(window) // 2)
+        self.cnt = box_sum(bw, wr).clamp_min(1.0)
         iu = torch.triu_indices(k, k)
-        prods = box_sum(frac[iu[0]] * frac[iu[1]] * bw, wr) / cnt        # (npairs, nby, nbx)
+        prods = box_sum(frac[iu[0]] * frac[iu[1]] * bw, wr) / self.cnt   # (npairs, nby, nbx)
         m = torch.zeros(frac.shape[1], frac.shape[2], k, k, device=f.device)
         m[:, :, iu[0], iu[1]] = prods.permute(1, 2, 0)
         m[:, :, iu[1], iu[0]] = prods.permute(1, 2, 0)
-        m = m + ridge * torch.eye(k, device=f.device)
-        rhs = box_sum(frac[:, None] * self.dcb[None] * bw, wr) / cnt       # (k, b, nby, nbx)
-        rhs = rhs.permute(2, 3, 0, 1) + ridge * stats["global_change"]
-        self.sol = torch.linalg.solve(m, rhs)                              # (nby, nbx, k, b)
-        self.explained = torch.einsum("kyx,yxkb->byx", frac, self.sol)
+        self.normal = m + ridge * torch.eye(k, device=f.device)
         self.interp = Interp(h, w, s, bw)
-        # the class change of every pixel, all bands at once (read per band in ``band``)
-        self.own = self.interp.up_class(self.sol, self.lab) * v
         q = sub_grid(s)
         self.guided = GuidedFilter(f, v, max(1, round(max(1, s // 2) / q)), q, eps)
 
+    def serves(self, valid: torch.Tensor, stats: Dict, options) -> bool:
+        """Whether this base is the one of ``valid``, ``stats`` and ``options``."""
+        return (options == self.options and torch.equal(valid, self.valid)
+                and all(torch.equal(stats[key], self.stats[key])
+                        for key in ("centres", "mean", "std")))
+
     @cached_property
-    def _lstd_count(self) -> torch.Tensor:
+    def lstd_count(self) -> torch.Tensor:
         """Valid pixels in each local-std window (the same for every band)."""
         return box_sum(self.v, LOCAL_STD_RADIUS).clamp_min(1.0)
+
+
+class PairFields:
+    """Candidate change fields of one pair (F1, C1) and C2 over one window (see module doc).
+
+    The constructor does the band-independent work (validity, classes, homogeneity index,
+    the class-wise unmixing on the block grid; the part without C2 in a ``PairBase``);
+    ``band(j)`` computes band j's fields, so only one band's fine-grid temporaries are in
+    memory at a time.
+    ``stats``: tensors ``centres`` (k, b), ``mean``/``std`` (b,), ``global_change`` (k, b).
+    ``alpha`` < 1 (small-scene fallback): ``gu`` and ``gf`` are pulled towards ``gd``,
+    ``alpha * x + (1 - alpha) * gd``.
+    ``cache``: a dict kept for this pair's F1 and C1 over this window across calls with
+    other C2 (a series' dates): its ``PairBase`` is kept there and reused whenever C2 is
+    valid wherever F1 and C1 are (the same arithmetic: the same fields).
+    """
+
+    def __init__(self, f1: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, stats: Dict,
+                 s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4,
+                 alpha: float = 1.0, cache: Optional[Dict] = None):
+        base = (cache or {}).get("base")
+        pair_valid = base.pair_valid if base is not None else \
+            torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0)
+        valid = pair_valid & torch.isfinite(c2).all(0)
+        options = (s, window, ridge, eps)
+        if base is None or not base.serves(valid, stats, options):
+            base = PairBase(f1, pair_valid, valid, stats, *options)
+            if cache is not None and torch.equal(valid, pair_valid):
+                cache["base"] = base
+        self.base = base
+        self.valid, self.v, self.f, self.lab = base.valid, base.v, base.f, base.lab
+        self.hi, self.inv, self.interp, self.guided = base.hi, base.inv, base.interp, \
+            base.guided
+        self.c1, self.c2, self.s, self.alpha = c1, c2, s, alpha
+        b = self.f.shape[0]
+        # block grid: the mean coarse change of every coarse pixel, unmixed locally
+        self.dcb = torch.stack([block_sum(self.dc(j), s) for j in range(b)]) * self.inv
+        rhs = box_sum(base.frac[:, None] * self.dcb[None] * base.bw, base.wr) / base.cnt
+        rhs = rhs.permute(2, 3, 0, 1) + ridge * stats["global_change"]
+        self.sol = torch.linalg.solve(base.normal, rhs)                    # (nby, nbx, k, b)
+        self.explained = torch.einsum("kyx,yxkb->byx", base.frac, self.sol)
+        # the class change of every pixel, all bands at once (read per band in ``band``)
+        self.own = self.interp.up_class(self.sol, self.lab) * self.v
 
     def dc(self, j: int) -> torch.Tensor:
         """The coarse change of band j (0 where invalid)."""
@@ -306,7 +342,7 @@ class PairFields:
             for key in ("gu", "gf"):
                 out[key] = self.alpha * out[key] + (1.0 - self.alpha) * out["gd"]
         if features:
-            r, n = LOCAL_STD_RADIUS, self._lstd_count
+            r, n = LOCAL_STD_RADIUS, self.base.lstd_count
             mf = box_sum(f, r) / n
             out["lstd"] = ((box_sum(f * f, r) / n - mf * mf).clamp_min(0.0).sqrt() * v)[0]
             out["hi"] = self.hi

@@ -291,3 +291,25 @@ def test_every_method_follows_the_protocol(name):
     tiled = methods.predict_arrays(state, f1, c1, c2, tile_size=16)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
     assert np.isfinite(whole).all()
+
+
+def test_a_pairs_fields_kept_across_coarse_images_are_the_same():
+    """A series keeps the part of a pair's fields that does not depend on C2 per tile
+    (``TileWindow.shared``): the predictions are those computed afresh, and a C2 with a
+    hole where the pair is valid gets fields of its own."""
+    f1, c1, c2, _ = scene(11, size=64)
+    st = fusion.prepare(None, {"architecture": "default"}, [(f1, c1)], c2, scale_ratio=8)
+    holed = c2.copy()
+    holed[:, 20:30, 5:40] = np.nan
+    shared, bases = [{}], []
+    for coarse in (c2, c2 + 0.01, holed, c2 - 0.02):
+        afresh = stfnet.predict_tile(st, methods.TileWindow([(f1, c1)], coarse))
+        kept = stfnet.predict_tile(st, methods.TileWindow([(f1, c1)], coarse, shared=shared))
+        np.testing.assert_array_equal(kept, afresh)
+        assert np.isnan(kept[:, 25, 10]).all() == (coarse is holed)
+        bases.append(shared[0]["base"])
+    base = bases[0]
+    assert all(b is base for b in bases)          # made once, for the dates without a hole
+    assert base.valid.all() and not base.serves(torch.from_numpy(np.isfinite(holed).all(0)),
+                                                 st.pairs[0].tensors(torch, "cpu"),
+                                                 base.options)

@@ -166,10 +166,19 @@ def test_cancel_keeps_finished_dates_and_rerun_resumes(sample_series, tmp_path):
     plan = sample_plan(s, ["2021-05-01", "2021-05-27"], series.FINE_DATES_COPY, max_gap_days=3)
     info = raster.raster_info(s.fine["2021-05-01"])
     folder = str(tmp_path / "out")
+    # both dates are one run (computed tile by tile together): a cancel during its last
+    # tile publishes neither
+    assert [len(run) for run in series.batches(plan.entries)] == [2]
+    seen = []
+    with pytest.raises(tiling.Canceled):
+        series.run_series(plan, info, series.SeriesSettings(), folder, progress=seen.append,
+                          is_canceled=lambda: bool(seen) and seen[-1] > 0)
+    assert seen[-1] == 1.0 and sorted(os.listdir(folder)) == []
+    # runs of one date: the cancel comes once the first date is published, which stays
     first = os.path.join(folder, "fused_2021-05-01.tif")
     with pytest.raises(tiling.Canceled):
         series.run_series(plan, info, series.SeriesSettings(), folder,
-                          is_canceled=lambda: os.path.exists(first))
+                          is_canceled=lambda: os.path.exists(first), batch_dates=1)
     assert sorted(os.listdir(folder)) == ["fused_2021-05-01.tif", "fused_series.json"]
     np.testing.assert_array_equal(raster.read_raster(first),
                                   raster.read_raster(s.fine["2021-05-01"]))
@@ -208,20 +217,24 @@ def test_cancel_keeps_finished_dates_and_rerun_resumes(sample_series, tmp_path):
     assert "Time series" in text and "2021-05-27" in text and "<svg" in text
 
 
-def test_a_date_tile_is_a_picklable_task(sample_series):
-    """What a cluster driver ships per (date, tile): the DateTask and a dict of states."""
+def test_a_tile_of_a_run_of_dates_is_a_picklable_task(sample_series):
+    """What a cluster driver ships per tile of a run of dates: the DateTasks and a dict of
+    states per date; each date as computed alone (the pairs' shared work changes nothing)."""
     import pickle
     s = sample_series
-    plan = sample_plan(s, ["2021-05-07"])
+    plan = sample_plan(s, ["2021-05-07", "2021-05-09"])
     states = series.SeriesStates(plan, raster.raster_info(s.fine["2021-05-01"]),
                                  series.SeriesSettings())
-    (entry,) = plan.entries
-    task = series.date_task(entry, states)
-    lazy = series.DateStates(entry, states)
-    resolved = {c: lazy[c] for c in entry.candidates}
+    assert series.batches(plan.entries) == [plan.entries]
+    tasks = [series.date_task(entry, states) for entry in plan.entries]
+    lazy = [series.DateStates(entry, states) for entry in plan.entries]
+    resolved = [{c: d[c] for c in e.candidates} for e, d in zip(plan.entries, lazy)]
     tile = next(tiling.iter_tiles(96, 96, 64, states.halo))
-    here = series.predict_date_tile(task, lazy, tile)
-    there = series.predict_date_tile(*pickle.loads(pickle.dumps((task, resolved, tile))))
-    np.testing.assert_array_equal(here[0], there[0])
-    np.testing.assert_array_equal(here[1], there[1])
-    assert here[0].shape == (6, 64, 64) and np.isfinite(here[0]).all()
+    alone = [series.predict_date_tile(task, d, tile) for task, d in zip(tasks, lazy)]
+    here = list(series.predict_dates_tile(tasks, lazy, tile, lazy=True))
+    there = series.predict_dates_tile(*pickle.loads(pickle.dumps((tasks, resolved, tile))))
+    for one, together, shipped in zip(alone, here, there):
+        for a, b, c in zip(one, together, shipped):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(a, c)
+        assert one[0].shape == (6, 64, 64) and np.isfinite(one[0]).all()
