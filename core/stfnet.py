@@ -463,9 +463,14 @@ def _tile_trust(state: StfnetState, index: int, f, c, c2) -> Optional[trust.Tile
 
 
 def _expected_error(state: StfnetState, prediction, pairs, c2, weight):
-    """``trust.expected_error`` of the prediction from its pairs (bias 0 without trust)."""
+    """``trust.expected_error`` of the prediction from its pairs (without trust: bias 0 and
+    a real coarse sensor)."""
     torch = require_torch()
-    biases = [torch.as_tensor(t.bias, device=prediction.device) for t in state.pair_trust] \
-        or [torch.zeros(prediction.shape[0], device=prediction.device)] * len(pairs)
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, np.float32),  # noqa: E731
+                                          device=prediction.device)
+    bands = prediction.shape[0]
+    biases = [as_tensor(t.bias) for t in state.pair_trust] or [as_tensor(np.zeros(bands))] * 2
+    noises = [as_tensor(t.coarse_noise) for t in state.pair_trust] \
+        or [as_tensor(np.ones(bands))] * 2
     return trust.expected_error(prediction, pairs[:1 if weight is None else 2], c2, biases,
-                                weight, state.block)
+                                noises, weight, state.block)

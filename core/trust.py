@@ -64,7 +64,7 @@ RATIO_RIDGE = 0.5            # shrinkage of the local ratio towards the scene-wi
 Q_SIGNAL = 0.25              # residual spread at which the inconsistency weight q reaches 1
 DROP_SHARE = 0.6             # two pairs: drop one whose correlation is below this share
 MIN_SPREAD = 1e-4            # floor of spreads (data units): exact (simulated) coarse images
-UNCERTAINTY_SCALE = 0.8      # expected absolute error per unit of the error proxy
+UNCERTAINTY_SCALE = 0.7      # expected absolute error per unit of the error proxy
 SUMMARY_WINDOW = 2048        # report: uncertainty scored on a central window this wide
 
 
@@ -105,6 +105,13 @@ class PairTrust:
         if self.gap_days is None:
             return 1.0
         return float(np.exp(-(self.gap_days / OFFSET_MEMORY_DAYS) ** 2))
+
+    @property
+    def coarse_noise(self) -> np.ndarray:
+        """Per band, in [0, 1]: how far the coarse sensor departs from the block means of F
+        (the residual spread over ``Q_SIGNAL`` x F's spread; ``q`` of the temporal trust):
+        0 for exact block means, 1 for a real coarse sensor."""
+        return np.clip(self.spread / (Q_SIGNAL * self.signal), 0.0, 1.0)
 
     @property
     def bias_trust(self) -> np.ndarray:
@@ -301,11 +308,11 @@ def pair_weights(w, first: TileTrust, second: TileTrust, weights: Sequence[float
     return torch.where(total > 1e-12, a / total.clamp_min(1e-12), w)
 
 
-def expected_error(prediction, pairs: Sequence, c2, biases: Sequence, weight, s: int,
-                   scale: float = UNCERTAINTY_SCALE):
+def expected_error(prediction, pairs: Sequence, c2, biases: Sequence, noises: Sequence,
+                   weight, s: int, scale: float = UNCERTAINTY_SCALE):
     """The expected absolute error of ``prediction`` (bands, h, w), per pixel and band:
-    ``scale x sqrt(miss^2 / 2 + texture^2 + change^2 + departure^2)``, the quadratic sum of
-    what can go wrong where:
+    ``scale x sqrt(miss^2 / 2 + texture^2 + change^2 + noise x coarse^2 + departure^2)``, the
+    quadratic sum of what can go wrong where:
 
     - ``miss``: the local RMS (a coarse pixel wide) of ``F1 - C1 - bias``, the fine detail
       the coarse image missed at t1: what C2 misses at t2, and the error of any prediction
@@ -315,14 +322,19 @@ def expected_error(prediction, pairs: Sequence, c2, biases: Sequence, weight, s:
     - ``change``: the local RMS (half a coarse pixel) of the coarse change ``C2 - C1`` minus
       its mean over a coarse pixel: where the change itself varies within a coarse pixel,
       the fusion must guess how it is distributed;
+    - ``coarse``: the local RMS (half a coarse pixel) of the coarse change ``C2 - C1`` itself,
+      weighted by ``noise`` (``PairTrust.coarse_noise``, per band: 0 when C1 is the exact
+      block mean of F1, 1 for a real coarse sensor): a real sensor's change carries its own
+      errors (noise, geolocation, view angles) in proportion to its size, and the fusion
+      spreads them over the fine pixels;
     - ``departure``: the local RMS (3 x 3) of the prediction minus ``F1 + (C2 - C1)``: how
       far the fusion moved from the trivial answer (where its unmixing, residual
       distribution or trust rule act, it can be wrong).
 
-    ``pairs``: (F, C) of each pair, ``biases`` their scene-wide C - F per band, ``weight``
-    the per-pixel weight of the first pair (two pairs). The terms and ``scale`` were chosen
-    on cia and lgc_flood (``benchmarks/trust.py``: rank correlation with the real error,
-    about 70 % of the real errors below the expected one)."""
+    ``pairs``: (F, C) of each pair, ``biases`` their scene-wide C - F per band, ``noises``
+    their ``coarse_noise``, ``weight`` the per-pixel weight of the first pair (two pairs).
+    The terms and ``scale`` were chosen on cia and lgc_flood (``benchmarks/trust.py``: rank
+    correlation with the real error, 60-80 % of the real errors below the expected one)."""
     valid = torch.isfinite(prediction).all(0)
 
     def local_mean(x, radius):
@@ -337,12 +349,13 @@ def expected_error(prediction, pairs: Sequence, c2, biases: Sequence, weight, s:
     half = max(1, s // 2)
     squares, trivial = 0.0, 0.0
     shares = [weight, 1.0 - weight] if len(pairs) > 1 else [1.0]
-    for (f, c), bias, share in zip(pairs, biases, shares):
+    for (f, c), bias, noise, share in zip(pairs, biases, noises, shares):
         change = c2 - c
         squares = squares + share * (
             0.5 * local_ms(f - c + bias[:, None, None], half)
             + local_ms(f - local_mean(f, 1), 1)
-            + local_ms(change - local_mean(change, s), half))
+            + local_ms(change - local_mean(change, s), half)
+            + noise[:, None, None] * local_ms(change, half))
         trivial = trivial + share * (f + change)
     squares = squares + local_ms(prediction - trivial, 1)
     return torch.where(valid, scale * squares.sqrt(), float("nan"))
