@@ -1,5 +1,7 @@
 """Trust rule (pair consistency, temporal trust, fall-back towards C2) and the UNCERTAINTY
 output, on synthetic blocks and the sample scene, with values asserted."""
+import datetime as dt
+
 import numpy as np
 import pytest
 
@@ -185,6 +187,11 @@ def test_uncertainty_files_same_grid_and_all_or_nothing(small_scene, tmp_path):
     out, err = str(tmp_path / "fused.tif"), str(tmp_path / "error.tif")
     summary = fusion.fuse_files(*args, out, uncertainty=err, tile_size=64)
     assert summary["uncertainty"] == err
+    # the level offset's transfer from the coarse images' dates (in their file names)
+    gap = (dt.date.fromisoformat(d1) - dt.date.fromisoformat(d0)).days
+    assert summary["trust"][0]["gap_days"] == gap == 16
+    assert summary["trust"][0]["offset_carried"] == pytest.approx(np.exp(-(16 / 75) ** 2),
+                                                                  abs=1e-3)
     a, b = raster.raster_info(out), raster.raster_info(err)
     assert (a.grid, a.gdal_type, a.scale, a.nodata) == (b.grid, b.gdal_type, b.scale, b.nodata)
     fused, error = raster.read_raster(out), raster.read_raster(err)
