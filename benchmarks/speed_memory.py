@@ -11,7 +11,13 @@ runs in a fresh process, so its peak RSS is its own. Example:
 
     python benchmarks/speed_memory.py --sizes 2000 4000 8000 --methods fuse starfm fsdaf
 
-Writes a Markdown table to benchmarks/results/speed_memory.md (seconds, floor, ratio, peak RSS).
+``--threads N`` (default 2) sets torch's threads, the chunk threads of the moving-window
+methods (``STFUSION_THREADS``) and GDAL's decoding threads of the method and of its floor
+alike; on a machine shared with other jobs one thread keeps the CPU seconds meaningful (two
+threads of small torch operations wait on each other when a core is taken away). Both wall
+and CPU seconds are reported, each beside the floor's.
+
+Writes a Markdown table to benchmarks/results/speed_memory.md (``--append``: adds its rows).
 """
 import argparse
 import json
@@ -65,7 +71,7 @@ def _scene(scene_dir):
 def child(method, scene_dir, output):
     """Run one method; print its wall and CPU seconds and peak RSS as JSON."""
     import torch
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ["STFUSION_THREADS"]))
     s = _scene(scene_dir)
     d0, d1, d2 = s.dates[:3]
     started, cpu = time.perf_counter(), time.process_time()
@@ -89,7 +95,7 @@ def floor_child(method, scene_dir, output):
         info = raster.raster_info(written)
         block = gdal.Open(written).GetRasterBand(1).GetBlockSize()
     with tiling.streaming_gdal_settings():
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for path in inputs:
             raster.open_dataset(path).ReadAsArray()
         read_seconds = time.perf_counter() - started
@@ -105,11 +111,15 @@ def floor_child(method, scene_dir, output):
                 out.ds.WriteArray(values)
             write_seconds = time.perf_counter() - started
             os.remove(target)
-    print(json.dumps({"read_seconds": read_seconds, "write_seconds": write_seconds}))
+        cpu_seconds = time.process_time() - cpu
+    print(json.dumps({"read_seconds": read_seconds, "write_seconds": write_seconds,
+                      "cpu_seconds": cpu_seconds}))
 
 
-def _run(*args):
-    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+def _run(threads, *args):
+    env = dict(os.environ, STFUSION_THREADS=str(threads), GDAL_NUM_THREADS=str(threads))
+    result = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True,
+                            env=env)
     if result.returncode != 0:
         print(result.stderr[-2000:])
         return None
@@ -121,6 +131,9 @@ def main():
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000, 8000])
     parser.add_argument("--methods", nargs="+", default=list(RUNNERS), choices=list(RUNNERS))
     parser.add_argument("--work", default=str(ROOT / "build" / "bench_scenes"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--append", action="store_true",
+                        help="add the rows to the results table instead of replacing it")
     args = parser.parse_args()
     from stfusion.core.sample_scene import make_sample_scene
     rows = []
@@ -131,26 +144,33 @@ def main():
             make_sample_scene(str(scene_dir), size=size)
         for method in args.methods:
             output = Path(args.work) / f"{method}_{size}.tif"
-            measured = _run("--child", method, str(scene_dir), str(output))
-            floor = measured and _run("--floor", method, str(scene_dir), str(output))
+            measured = _run(args.threads, "--child", method, str(scene_dir), str(output))
+            floor = measured and _run(args.threads, "--floor", method, str(scene_dir),
+                                      str(output))
             for written in output.parent.glob(output.name + "*"):    # + report sidecars
                 written.unlink()
             if not floor:
                 continue
             io = floor["read_seconds"] + floor["write_seconds"]
-            rows.append((method, size, measured, io))
+            rows.append((method, size, measured, io, floor["cpu_seconds"]))
             print(f"{method:14s} {size:5d}^2 x6: {measured['seconds']:7.1f} s "
                   f"(CPU {measured['cpu_seconds']:7.1f} s), floor {io:5.1f} s "
-                  f"(read {floor['read_seconds']:.1f}, write {floor['write_seconds']:.1f}), "
-                  f"{measured['seconds'] / io:5.1f}x, peak RSS "
-                  f"{measured['peak_rss_mb']:5.0f} MB", flush=True)
-    table = ["| method | scene (px) | time (s) | I/O floor (s) | time / floor | peak RSS (MB) |",
-             "|---|---|---|---|---|---|"]
-    table += [f"| {m} | {s}x{s}x6 | {r['seconds']:.1f} | {io:.1f} | {r['seconds'] / io:.1f}x | "
-              f"{r['peak_rss_mb']:.0f} |" for m, s, r, io in rows]
+                  f"(read {floor['read_seconds']:.1f}, write {floor['write_seconds']:.1f}, "
+                  f"CPU {floor['cpu_seconds']:.1f}), {measured['seconds'] / io:5.1f}x, "
+                  f"peak RSS {measured['peak_rss_mb']:5.0f} MB", flush=True)
+    table = [f"| {m} | {s}x{s}x6 | {args.threads} | {r['seconds']:.1f} | {io:.1f} | "
+             f"{r['seconds'] / io:.1f}x | {r['cpu_seconds']:.1f} | {cpu:.1f} | "
+             f"{r['cpu_seconds'] / cpu:.1f}x | {r['peak_rss_mb']:.0f} |"
+             for m, s, r, io, cpu in rows]
     out_dir = ROOT / "benchmarks" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "speed_memory.md").write_text("\n".join(table) + "\n")
+    results = out_dir / "speed_memory.md"
+    if not (args.append and results.exists()):
+        table = ["| method | scene (px) | threads | time (s) | I/O floor (s) | time / floor | "
+                 "CPU (s) | floor CPU (s) | CPU / floor CPU | peak RSS (MB) |",
+                 "|---|---|---|---|---|---|---|---|---|---|"] + table
+    with open(results, "a" if args.append else "w") as out:
+        out.write("\n".join(table) + "\n")
     print("\n".join(table))
 
 

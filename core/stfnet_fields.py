@@ -53,6 +53,18 @@ def box_sum(x: torch.Tensor, r: int) -> torch.Tensor:
     return out
 
 
+def all_finite(*images: torch.Tensor) -> torch.Tensor:
+    """Where every band of every (bands, h, w) image is finite, as ``isfinite(x).all(0)``
+    of each: the band sum of ``x * 0`` is 0 there and NaN elsewhere (NaN and infinities
+    times 0 are NaN). One product and one sum: several times faster than torch's isfinite
+    and its reduction over the bands, and exact."""
+    total = None
+    for x in images:
+        zeros = (x * 0).sum(0)
+        total = zeros if total is None else total.add_(zeros)
+    return total == 0
+
+
 def block_sum(x: torch.Tensor, s: int) -> torch.Tensor:
     """Sums over the s x s blocks of the window grid (last two axes; partial blocks count
     the pixels they have).
@@ -282,9 +294,8 @@ class PairFields:
                  s: int, window: int = 5, ridge: float = 0.1, eps: float = 1e-4,
                  alpha: float = 1.0, cache: Optional[Dict] = None):
         base = (cache or {}).get("base")
-        pair_valid = base.pair_valid if base is not None else \
-            torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0)
-        valid = pair_valid & torch.isfinite(c2).all(0)
+        pair_valid = base.pair_valid if base is not None else all_finite(f1, c1)
+        valid = pair_valid & all_finite(c2)
         options = (s, window, ridge, eps)
         if base is None or not base.serves(valid, stats, options):
             base = PairBase(f1, pair_valid, valid, stats, *options)

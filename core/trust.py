@@ -139,9 +139,7 @@ class PairTrust:
 def _block_means(arrays: Sequence[np.ndarray], s: int):
     """Block means of the images (valid in all) and the block weights (valid blocks)."""
     t = [torch.as_tensor(np.asarray(a, np.float32)) for a in arrays]
-    valid = torch.ones(t[0].shape[-2:], dtype=torch.bool)
-    for a in t:
-        valid &= torch.isfinite(a).all(0)
+    valid = stfnet_fields.all_finite(*t)
     v = valid.float()
     nv = stfnet_fields.block_sum(v, s)
     inv = 1.0 / nv.clamp_min(1.0)
@@ -233,7 +231,7 @@ class TileTrust:
 
     def __init__(self, f1, c1, c2, stats: dict, s: int, window: int = 5,
                  alpha: float = 1.0):
-        valid = torch.isfinite(f1).all(0) & torch.isfinite(c1).all(0) & torch.isfinite(c2).all(0)
+        valid = stfnet_fields.all_finite(f1, c1, c2)
         v = valid.float()
         nv = stfnet_fields.block_sum(v, s)
         inv = 1.0 / nv.clamp_min(1.0)
@@ -335,7 +333,7 @@ def expected_error(prediction, pairs: Sequence, c2, biases: Sequence, noises: Se
     their ``coarse_noise``, ``weight`` the per-pixel weight of the first pair (two pairs).
     The terms and ``scale`` were chosen on cia and lgc_flood (``benchmarks/trust.py``: rank
     correlation with the real error, 60-80 % of the real errors below the expected one)."""
-    valid = torch.isfinite(prediction).all(0)
+    valid = stfnet_fields.all_finite(prediction)
 
     def local_mean(x, radius):
         # over the finite values only: a tile's halo may hold no prediction

@@ -247,7 +247,8 @@ def test_classify_picks_the_nearest_standardised_centre():
 
 def test_block_sums_and_interpolation_kernels():
     """block_sum equals a padded reference (partial blocks, exact uint8 counts); with every
-    block valid, Interp's skipped normalisation gives what the normalised path gives."""
+    block valid, Interp's skipped normalisation gives what the normalised path gives;
+    all_finite is isfinite over the bands (huge values do not overflow to invalid)."""
     from stfusion.core import stfnet_fields as fields
     rng = np.random.default_rng(5)
     x = torch.from_numpy(rng.uniform(0, 1, (3, 50, 37)).astype(np.float32))
@@ -270,6 +271,12 @@ def test_block_sums_and_interpolation_kernels():
     slow._all_valid = False
     np.testing.assert_allclose(fast.up_class(sol, labels), slow.up_class(sol, labels),
                                atol=1e-6)
+    images = [rng.normal(0, 1e30, (3, 20, 20)).astype(np.float32) for _ in range(2)]
+    images[0][1, 2, 3], images[1][2, 5, 6], images[1][0, 7, 8] = np.nan, np.inf, -np.inf
+    finite = fields.all_finite(*(torch.from_numpy(a) for a in images)).numpy()
+    np.testing.assert_array_equal(finite, np.isfinite(images[0]).all(0)
+                                  & np.isfinite(images[1]).all(0))
+    assert finite.sum() == 397
 
 
 @pytest.mark.parametrize("name", ["stfnet", "paper", "starfm", "fsdaf"])
