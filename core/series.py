@@ -434,6 +434,9 @@ def write_dates(entries: Sequence[PlanEntry], states: SeriesStates, outputs: Seq
         def write(tile: tiling.Tile, results: Iterable[Tuple[np.ndarray, np.ndarray]]) -> None:
             for n, (out, (values, tile_counts)) in enumerate(zip(outs, results)):
                 out.write(values, tile.x0, tile.y0)
+                # written out now: GDAL would otherwise hold each open file's compressed
+                # blocks (~50 MB per file for a 2000x2000x6 date; measured)
+                out.ds.FlushCache()
                 counts[n, :len(tile_counts)] += tile_counts
 
         tiling.stream_tiles(work, tiles, write, progress, is_canceled, tile_map)
