@@ -3,6 +3,7 @@
 Arrays are float32 ``(bands, rows, cols)`` in physical units (GDAL scale and offset
 applied) with NaN where a band is nodata. Inputs are only ever opened read-only.
 """
+import datetime as dt
 import math
 import os
 import shutil
@@ -183,9 +184,11 @@ class RasterSource:
     threads at once: each thread reading a source opens the file once for itself (a Dask
     worker's threads share the objects it was sent)."""
 
-    def __init__(self, path: str, bands: Optional[Sequence[int]] = None):
+    def __init__(self, path: str, bands: Optional[Sequence[int]] = None,
+                 date: Optional[dt.date] = None):
         self.path = str(path)
         self.bands = list(bands) if bands else None
+        self.date = date    # the acquisition date when the caller knows it (a DATES table)
         self._opened = threading.local()
         dataset = self._dataset()
         self.width, self.height = dataset.RasterXSize, dataset.RasterYSize

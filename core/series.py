@@ -228,7 +228,7 @@ class SeriesStates:
         fine = raster.RasterSource(pair.fine)
         if pair.mask:
             fine = raster.MaskedSource(fine, raster.RasterSource(pair.mask, bands=[1]))
-        return fine, raster.RasterSource(pair.coarse)
+        return fine, raster.RasterSource(pair.coarse, date=pair.date)
 
     def pair(self, index: int, is_canceled=tiling.never_canceled):
         if index not in self.prepared:
@@ -268,7 +268,7 @@ class DateStates:
     def __init__(self, entry: PlanEntry, states: SeriesStates,
                  is_canceled: Callable[[], bool] = tiling.never_canceled):
         self.entry, self.states, self.is_canceled = entry, states, is_canceled
-        self.coarse_t2 = raster.RasterSource(entry.coarse)
+        self.coarse_t2 = raster.RasterSource(entry.coarse, date=entry.date)
         self._cache: Dict[Candidate, object] = {}
 
     def __getitem__(self, candidate: Candidate):
@@ -297,7 +297,7 @@ class DateTask:
 
 def date_task(entry: PlanEntry, states: SeriesStates) -> DateTask:
     used = sorted({i for c in entry.candidates for i in c.pairs})
-    return DateTask(raster.RasterSource(entry.coarse), entry.candidates,
+    return DateTask(raster.RasterSource(entry.coarse, date=entry.date), entry.candidates,
                     {i: states.sources(i) for i in used})
 
 

@@ -274,10 +274,12 @@ def _pair_trust(windows_f, windows_c, windows_c2, settings: StfnetSettings,
 
 
 def _gap_days(coarse, coarse_t2) -> Optional[float]:
-    """Days between two coarse images from their acquisition dates (metadata or file name,
-    ``core/acquisition.py``); None when either source is not a file or has no date."""
-    dates = [acquisition.acquisition_date(source.path) if getattr(source, "path", None)
-             else None for source in (coarse, coarse_t2)]
+    """Days between two coarse images from their acquisition dates (the source's own date,
+    e.g. from a series' DATES table, else its metadata or file name, ``core/acquisition.py``);
+    None when either has no date."""
+    dates = [getattr(source, "date", None) or
+             (acquisition.acquisition_date(source.path) if getattr(source, "path", None)
+              else None) for source in (coarse, coarse_t2)]
     return None if None in dates else float(abs((dates[1] - dates[0]).days))
 
 

@@ -238,3 +238,20 @@ def test_a_tile_of_a_run_of_dates_is_a_picklable_task(sample_series):
             np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(a, c)
         assert one[0].shape == (6, 64, 64) and np.isfinite(one[0]).all()
+
+
+def test_the_offset_rule_gets_the_dates_the_series_knows(sample_series, tmp_path):
+    """Files named without dates (dated by a DATES table): each date's state still knows the
+    gap between its coarse image and the pair's, as with dated names."""
+    import shutil
+    s = sample_series
+    fine = [series.Image(shutil.copy(s.fine["2021-05-01"], tmp_path / "fine_a.tif"),
+                         D(2021, 5, 1))]
+    coarse = [series.Image(shutil.copy(s.coarse[d], tmp_path / f"coarse_{k}.tif"),
+                           D.fromisoformat(d)) for k, d in enumerate(("2021-05-01", "2021-05-07"))]
+    plan = series.make_plan(fine, coarse, {}, [D(2021, 5, 7)], 64)
+    states = series.SeriesStates(plan, raster.raster_info(s.fine["2021-05-01"]),
+                                 series.SeriesSettings())
+    entry = plan.entries[0]
+    state = series.DateStates(entry, states)[entry.candidates[0]]
+    assert [t.gap_days for t in state.pair_trust] == [6.0]

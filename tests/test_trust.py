@@ -204,3 +204,17 @@ def test_uncertainty_files_same_grid_and_all_or_nothing(small_scene, tmp_path):
                           tile_size=64, is_canceled=lambda: len(calls) > 0,
                           progress=calls.append)
     assert not list(tmp_path.glob("c.*")) and not list(tmp_path.glob("u.*"))
+
+
+def test_the_gap_comes_from_a_known_date_when_the_files_tell_none(small_scene, tmp_path):
+    """fuse_series knows every image's date (names, metadata or its DATES table) and gives it
+    to its sources: the offset rule then has the gap even for files named without dates."""
+    import shutil
+    from stfusion.core import stfnet
+    d0, d1 = small_scene.dates[:2]
+    first = shutil.copy(small_scene.coarse[d0], tmp_path / "coarse_a.tif")
+    second = shutil.copy(small_scene.coarse[d1], tmp_path / "coarse_b.tif")
+    assert stfnet._gap_days(raster.RasterSource(first), raster.RasterSource(second)) is None
+    dated = [raster.RasterSource(path, date=dt.date.fromisoformat(day))
+             for path, day in ((first, d0), (second, d1))]
+    assert stfnet._gap_days(*dated) == 16.0
