@@ -52,6 +52,7 @@ class ResampleModisSeries(ResampleModis):
         self.addOutput(QgsProcessingOutputNumber("DATES_WRITTEN", self.tr("Dates written")))
 
     def checkParameterValues(self, parameters, context):
+        # the base checks: no INPUT here for resample_modis to read as a product file
         return super(ResampleModis, self).checkParameterValues(parameters, context)
 
     def execute(self, parameters, context, feedback):

@@ -78,7 +78,7 @@ def floor(name, folder, output, dates):
     """The I/O floor of the job: its inputs read whole, its outputs (read back untimed)
     written with the same options; prints the seconds as JSON."""
     from osgeo import gdal
-    from stfusion.core import raster, series, tiling
+    from stfusion.core import acquisition, raster, tiling
     plan = plan_of(folder, dates)
     if name == "fuse":
         entry = plan.entries[0]
@@ -87,7 +87,7 @@ def floor(name, folder, output, dates):
     else:
         units = [([e.coarse] + [p for i in e.candidates[0].pairs
                                 for p in (plan.pairs[i].fine, plan.pairs[i].coarse)],
-                  series.output_path(output, "fused", e.date)) for e in plan.entries]
+                  acquisition.dated_path(output, "fused", e.date)) for e in plan.entries]
     seconds = 0.0
     with tiling.streaming_gdal_settings():
         for inputs, written in units:

@@ -121,6 +121,12 @@ def image_date(path: str, parameter: str, table: Optional[Dict[str, dt.date]] = 
     return found
 
 
+def dated_path(folder: str, prefix: str, date: dt.date) -> str:
+    """The file of one date of a series: ``folder/PREFIX_YYYY-MM-DD.tif`` (fuse_series,
+    resample_modis_series; the date parser reads it back)."""
+    return os.path.join(folder, f"{prefix}_{date.isoformat()}.tif")
+
+
 def image_dates(paths: Sequence[str], parameter: str,
                 table: Optional[Dict[str, dt.date]] = None) -> List[dt.date]:
     """``image_date`` of every path; two images of one date are an error naming both."""

@@ -239,6 +239,17 @@ def writable_folder_problem(path: str) -> Optional[str]:
 Named = Sequence[Tuple[str, str]]      # (parameter, path) pairs
 
 
+def require_inputs_spared(targets: Sequence[str], inputs: Sequence[str],
+                          parameter: str = "OUTPUT_FOLDER") -> None:
+    """InputError naming ``parameter`` when a file the run names itself in that folder (a
+    series' dated files: no parameter names them) is one of its ``inputs``."""
+    for target, path in itertools.product(targets, inputs):
+        if same_file(target, path):
+            raise InputError(parameter, f"writing '{target}' would replace the input "
+                                        f"'{path}'; inputs are never overwritten. Choose "
+                                        "another folder or PREFIX.")
+
+
 def outputs_problem(outputs: Named, inputs: Named, given: Named = (),
                     geotiffs: Sequence[str] = (), folders: Sequence[str] = ()
                     ) -> Optional[InputError]:

@@ -10,7 +10,7 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import atomic, cluster, raster, report, tiling
+from . import acquisition, atomic, cluster, raster, report, tiling
 from .errors import InputError
 from .parameters import FINE_DATE_OPTIONS, Kind, Parameter
 from .torch_check import device_for
@@ -64,7 +64,7 @@ def _evaluate_and_report(values: Mapping[str, Any], paths: Dict[str, Optional[st
                         for key in ("RMSE", "SSIM", "ERGAS", "SAM")})
     report_path = values.get("REPORT") or None
     if report_path:
-        from . import acquisition, fusion, training_scenes
+        from . import fusion, training_scenes
         model_path = values.get("MODEL") or None
         shipped = None if values.get("ARCHITECTURE") == "paper" else fusion.default_model_path()
         trained = model_path or shipped  # the paper DCNN trains on these very inputs
@@ -153,7 +153,8 @@ def run_series(values: Mapping[str, Any], workers: int = 0,
     if not re.fullmatch(r"[\w.-]+", prefix):
         raise InputError("PREFIX", f"'{prefix}' must be a plain file name part (letters, "
                                    "digits, '_', '-', '.').")
-    _check_dates_spare_inputs(plan, folder, prefix, fine + coarse + masks)
+    atomic.require_inputs_spared([acquisition.dated_path(folder, prefix, entry.date)
+                                  for entry in plan.entries], fine + coarse + masks)
     log(f"{len(plan.entries)} date(s) from {len(plan.pairs)} pair(s) into {folder}")
     settings = series.SeriesSettings(
         model_path=values.get("MODEL") or None,
@@ -193,7 +194,7 @@ def _check_series_grid(fine: List[str], coarse: List[str], masks: List[str]):
 def _series_plan(values: Mapping[str, Any], fine: List[str], coarse: List[str],
                  masks: List[str]):
     """The series plan: the images' dates, the pairs and each date's candidates."""
-    from . import acquisition, series
+    from . import series
     table_path = values.get("DATES") or None
     table = acquisition.read_dates_table(table_path) if table_path else None
     fine_images = [series.Image(p, d) for p, d in
@@ -215,15 +216,3 @@ def _series_plan(values: Mapping[str, Any], fine: List[str], coarse: List[str],
         fine_dates=FINE_DATE_OPTIONS.index(values.get("INCLUDE_FINE_DATES")
                                            or FINE_DATE_OPTIONS[0]))
 
-
-def _check_dates_spare_inputs(plan, folder: str, prefix: str, inputs: List[str]) -> None:
-    """The dates' files are named by the run, not by a parameter: none may be an input."""
-    from . import series
-    for entry in plan.entries:
-        target = series.output_path(folder, prefix, entry.date)
-        for path in inputs:
-            if atomic.same_file(target, path):
-                raise InputError("OUTPUT_FOLDER", f"writing '{target}' would replace the "
-                                                  f"input '{path}'; inputs are never "
-                                                  "overwritten. Choose another folder or "
-                                                  "PREFIX.")

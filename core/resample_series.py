@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence
 
-from . import acquisition, modis_products, resample
+from . import acquisition, atomic, modis_products, resample
 from .errors import InputError
 from .tiling import no_progress
 
@@ -47,25 +47,6 @@ def group_by_date(paths: Sequence[str], parameter: str = "INPUTS") -> List[DateI
     return [groups[date] for date in sorted(groups)]
 
 
-def output_path(folder: str, prefix: str, date: dt.date) -> str:
-    return os.path.join(folder, f"{prefix}_{date.isoformat()}.tif")
-
-
-def check_outputs(groups: Sequence[DateInputs], reference_path: str, folder: str,
-                  prefix: str) -> None:
-    """No output may be an input: refused before any work."""
-    inputs = {os.path.realpath(p): name for name, paths in
-              (("REFERENCE", [reference_path]), *(("INPUTS", g.paths) for g in groups))
-              for p in paths}
-    for group in groups:
-        target = os.path.realpath(output_path(folder, prefix, group.date))
-        if target in inputs:
-            raise InputError("OUTPUT_FOLDER", f"'{target}' would be written for "
-                                              f"{group.date}, but it is an input "
-                                              f"({inputs[target]}), which is never "
-                                              "overwritten; choose another folder or prefix.")
-
-
 def resample_series(paths: Sequence[str], reference_path: str, folder: str,
                     prefix: str = "modis", bands: resample.BandSpec = resample.MOD09_BANDS,
                     nodata: Optional[float] = None, keep_qa: bool = False,
@@ -79,14 +60,14 @@ def resample_series(paths: Sequence[str], reference_path: str, folder: str,
     if not groups:
         raise InputError("INPUTS", "no MODIS image given; choose one raster or product file "
                                    "per date.")
-    check_outputs(groups, reference_path, folder, prefix)
+    outputs = [acquisition.dated_path(folder, prefix, group.date) for group in groups]
+    atomic.require_inputs_spared(outputs, [reference_path, *paths])
     os.makedirs(folder, exist_ok=True)
     progress = progress or no_progress
     done: List[ResampledDate] = []
-    for number, group in enumerate(groups):
+    for number, (group, output) in enumerate(zip(groups, outputs)):
         def date_progress(share, number=number):
             progress((number + share) / len(groups))
-        output = output_path(folder, prefix, group.date)
         try:
             if group.products:
                 result, _source = modis_products.resample_products(

@@ -527,10 +527,6 @@ class SeriesResult:
     manifest: str
 
 
-def output_path(folder: str, prefix: str, date: dt.date) -> str:
-    return os.path.join(folder, f"{prefix}_{date.isoformat()}.tif")
-
-
 def run_series(plan: SeriesPlan, info: raster.RasterInfo, settings: SeriesSettings,
                folder: str, prefix: str = "fused",
                progress: Callable[[float], None] = tiling.no_progress,
@@ -544,7 +540,7 @@ def run_series(plan: SeriesPlan, info: raster.RasterInfo, settings: SeriesSettin
     finished dates and leaves no partial file. ``tile_map``: who computes the tiles
     (``write_dates``; ``cluster.tile_map``: Dask workers, bit-identical)."""
     os.makedirs(folder, exist_ok=True)
-    outputs = {e.date: output_path(folder, prefix, e.date) for e in plan.entries}
+    outputs = {e.date: acquisition.dated_path(folder, prefix, e.date) for e in plan.entries}
     manifest = Manifest(os.path.join(folder, f"{prefix}_series.json"))
     key = {"model": file_identity(settings.model_path or fusion.default_model_path()),
            "scale_ratio": settings.scale_ratio}
