@@ -102,6 +102,7 @@ def describe(client) -> str:
 
 def compute_tile(work: Callable[[tiling.Tile], Any], tile: tiling.Tile) -> Any:
     """The task of one tile on a worker: read and computed as in process."""
+    tiling.tune_allocator_for_tiles()
     with tiling.streaming_gdal_settings():
         values = work(tile)
     tiling.release_free_memory()

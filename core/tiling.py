@@ -270,15 +270,33 @@ def streaming_gdal_settings(cache_limit: int = GDAL_CACHE_BYTES):
         gdal.SetConfigOption("GDAL_NUM_THREADS", previous_threads)
 
 
-def _find_malloc_trim():
+def _glibc():
     name = ctypes.util.find_library("c")
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None
+        library = ctypes.CDLL(name) if name else None
+        return library if library is not None and hasattr(library, "mallopt") else None
     except (OSError, AttributeError):       # not glibc
         return None
 
 
-_MALLOC_TRIM = _find_malloc_trim()
+_GLIBC = _glibc()
+_MALLOC_TRIM = _GLIBC.malloc_trim if _GLIBC is not None else None
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3          # glibc's mallopt parameters
+TILE_MMAP_THRESHOLD = 32 << 20      # glibc's own ceiling for its dynamic mmap threshold
+
+
+def tune_allocator_for_tiles() -> None:
+    """Let glibc reuse the heap for a tile's temporaries (glibc itself does, once it has
+    seen them freed): allocations below ``TILE_MMAP_THRESHOLD`` from the heap, and no trim
+    before twice that is free (``release_free_memory`` trims after each tile).
+
+    Dask's nanny starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which fixes
+    glibc's thresholds at their minimum: every temporary of more than 128 KB is then a
+    fresh ``mmap``, faulted in page by page and unmapped on free. On a 1000² series that
+    took a worker 18 s of system time for 12 s of arithmetic (in process: 2 s)."""
+    if _GLIBC is not None:
+        _GLIBC.mallopt(M_MMAP_THRESHOLD, TILE_MMAP_THRESHOLD)
+        _GLIBC.mallopt(M_TRIM_THRESHOLD, 2 * TILE_MMAP_THRESHOLD)
 
 
 def release_free_memory() -> None:

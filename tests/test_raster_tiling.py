@@ -140,6 +140,45 @@ def test_free_heap_pages_are_released_between_tiles():
     tiling.release_free_memory()
 
 
+MMAPPED_CHUNKS = """
+import ctypes, sys
+from stfusion.core import tiling
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost"
+                .split()]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+
+def mmapped_by_malloc(size):
+    before = libc.mallinfo2().hblks
+    pointer = libc.malloc(size)
+    mmapped = libc.mallinfo2().hblks - before
+    libc.free(ctypes.c_void_p(pointer))
+    return mmapped
+
+print(mmapped_by_malloc(4 << 20), end=" ")
+tiling.tune_allocator_for_tiles()
+print(mmapped_by_malloc(4 << 20))
+"""
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_tile_temporaries_reuse_the_heap_in_a_dask_worker_environment():
+    """Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536: a 4 MB temporary is
+    then a fresh mmap (page faults, system time); after the tuning the heap serves it."""
+    import subprocess
+    import sys
+    env = dict(os.environ, MALLOC_TRIM_THRESHOLD_="65536",
+               PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-c", MMAPPED_CHUNKS], env=env,
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["1", "0"]
+
+
 def test_sources_serve_windows_with_nan_outside_and_pickle(tmp_path):
     values = np.random.default_rng(4).uniform(0, 0.5, (2, 23, 37)).astype(np.float32)
     path = raster.write_raster(str(tmp_path / "s.tif"), values, GRID, INT16)
