@@ -17,6 +17,11 @@ alike; on a machine shared with other jobs one thread keeps the CPU seconds mean
 threads of small torch operations wait on each other when a core is taken away). Both wall
 and CPU seconds are reported, each beside the floor's.
 
+``--qgis-process``: each run is instead the algorithm run end to end by ``qgis_process run
+stfusion:<method>`` in a fresh profile (QGIS's start-up included; the floor as above), e.g.
+``--qgis-process --sizes 400 --bands 3 --methods starfm fsdaf --repeat 3`` (``--bands 3``:
+the scene's green, red and NIR bands only).
+
 Writes a Markdown table to benchmarks/results/speed_memory.md (``--append``: adds its rows).
 """
 import argparse
@@ -81,6 +86,32 @@ def child(method, scene_dir, output):
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb}))
 
 
+def qgis_process_child(method, scene_dir, output):
+    """Run ``stfusion:<method>`` through qgis_process (a fresh profile with the plugin
+    enabled, untimed); print its wall and CPU seconds and peak RSS as JSON."""
+    import shutil
+    import tempfile
+    s = _scene(scene_dir)
+    d0, d1 = s.dates[:2]
+    command = shutil.which("qgis_process.bin") or shutil.which("qgis_process")
+    with tempfile.TemporaryDirectory() as profile:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QGIS_CUSTOM_CONFIG_PATH=profile,
+                   QGIS_PLUGINPATH=str(ROOT / "build" / "plugins"))
+        subprocess.run([command, "plugins", "enable", "stfusion"], env=env, check=True,
+                       capture_output=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        subprocess.run([command, "run", f"stfusion:{method}", "--",
+                        f"FINE_T1={s.fine[d0]}", f"COARSE_T1={s.coarse[d0]}",
+                        f"COARSE_T2={s.coarse[d1]}", f"OUTPUT={output}"],
+                       env=env, check=True, capture_output=True)
+        seconds = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds,
+                      "peak_rss_mb": after.ru_maxrss / 1024}))
+
+
 def floor_child(method, scene_dir, output):
     """The I/O floor of ``method``: read its inputs whole, write its output (read back from
     the file the method wrote, untimed) with the same options; print the seconds as JSON."""
@@ -126,6 +157,20 @@ def _run(threads, *args):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def _green_red_nir(scene_dir: Path) -> Path:
+    """A copy of the scene's fine and coarse images with bands 2-4 (green, red, NIR)."""
+    from osgeo import gdal
+    subset = scene_dir.parent / (scene_dir.name + "x3")
+    if not (subset / "dataset.json").exists():
+        subset.mkdir(exist_ok=True)
+        description = json.loads((scene_dir / "dataset.json").read_text())
+        for name in [*description["fine"].values(), *description["coarse"].values()]:
+            gdal.Translate(str(subset / name), str(scene_dir / name), bandList=[2, 3, 4],
+                           creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+        (subset / "dataset.json").write_text(json.dumps(description))
+    return subset
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 4000, 8000])
@@ -134,7 +179,14 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--append", action="store_true",
                         help="add the rows to the results table instead of replacing it")
+    parser.add_argument("--qgis-process", action="store_true",
+                        help="run each method end to end through qgis_process")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each method")
+    parser.add_argument("--bands", type=int, choices=(3, 6), default=6,
+                        help="3: green, red and NIR of the generated scene")
     args = parser.parse_args()
+    runner = "--qgis-process-child" if args.qgis_process else "--child"
+    label = " (qgis_process)" if args.qgis_process else ""
     from stfusion.core.sample_scene import make_sample_scene
     rows = []
     for size in args.sizes:
@@ -142,9 +194,11 @@ def main():
         if not (scene_dir / "dataset.json").exists():
             print(f"generating a {size}x{size}x6 scene in {scene_dir} ...", flush=True)
             make_sample_scene(str(scene_dir), size=size)
-        for method in args.methods:
+        if args.bands == 3:
+            scene_dir = _green_red_nir(scene_dir)
+        for method in [m for m in args.methods for _ in range(args.repeat)]:
             output = Path(args.work) / f"{method}_{size}.tif"
-            measured = _run(args.threads, "--child", method, str(scene_dir), str(output))
+            measured = _run(args.threads, runner, method, str(scene_dir), str(output))
             floor = measured and _run(args.threads, "--floor", method, str(scene_dir),
                                       str(output))
             for written in output.parent.glob(output.name + "*"):    # + report sidecars
@@ -152,13 +206,14 @@ def main():
             if not floor:
                 continue
             io = floor["read_seconds"] + floor["write_seconds"]
-            rows.append((method, size, measured, io, floor["cpu_seconds"]))
-            print(f"{method:14s} {size:5d}^2 x6: {measured['seconds']:7.1f} s "
+            rows.append((method + label, f"{size}x{size}x{args.bands}", measured, io,
+                         floor["cpu_seconds"]))
+            print(f"{method:14s} {size:5d}^2 x{args.bands}: {measured['seconds']:7.1f} s "
                   f"(CPU {measured['cpu_seconds']:7.1f} s), floor {io:5.1f} s "
                   f"(read {floor['read_seconds']:.1f}, write {floor['write_seconds']:.1f}, "
                   f"CPU {floor['cpu_seconds']:.1f}), {measured['seconds'] / io:5.1f}x, "
                   f"peak RSS {measured['peak_rss_mb']:5.0f} MB", flush=True)
-    table = [f"| {m} | {s}x{s}x6 | {args.threads} | {r['seconds']:.1f} | {io:.1f} | "
+    table = [f"| {m} | {s} | {args.threads} | {r['seconds']:.1f} | {io:.1f} | "
              f"{r['seconds'] / io:.1f}x | {r['cpu_seconds']:.1f} | {cpu:.1f} | "
              f"{r['cpu_seconds'] / cpu:.1f}x | {r['peak_rss_mb']:.0f} |"
              for m, s, r, io, cpu in rows]
@@ -175,7 +230,9 @@ def main():
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] in ("--child", "--floor"):
-        (child if sys.argv[1] == "--child" else floor_child)(*sys.argv[2:5])
+    CHILDREN = {"--child": child, "--floor": floor_child,
+                "--qgis-process-child": qgis_process_child}
+    if len(sys.argv) > 1 and sys.argv[1] in CHILDREN:
+        CHILDREN[sys.argv[1]](*sys.argv[2:5])
     else:
         main()

@@ -202,3 +202,13 @@ def test_similar_pixel_selection_with_and_without_torch():
             expected = np.sort(keys[:, pixel])[:4]
             np.testing.assert_array_equal(np.sort(values[:, pixel]), expected)
         np.testing.assert_array_equal(index[:3, 5], [27, 28, 29])
+
+
+def test_similar_pixels_are_picked_by_torch_only_where_its_import_pays():
+    """A small image selects with numpy (importing torch would cost more than it saves); a
+    big one with torch when it is installed; decided once per run."""
+    import importlib.util
+    assert not fsdaf._torch_pays(400 * 400)
+    installed = importlib.util.find_spec("torch") is not None
+    assert fsdaf._torch_pays(fsdaf.TORCH_SELECTION_MIN_PIXELS) == installed
+

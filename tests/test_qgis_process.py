@@ -5,9 +5,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from stfusion.algorithms import algorithm_classes
+from stfusion.core import raster
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +89,15 @@ def test_without_torch_algorithms_list_and_errors_say_what_to_install(qgis_proce
     assert "PyTorch is not installed for QGIS's Python" in message
     assert "Install PyTorch" in message and "-m pip install --target" in message
     assert not output.exists()
+    for method in ("starfm", "fsdaf"):       # the classic methods need no torch (nor load it)
+        output = tmp_path / f"{method}.tif"
+        result = qgis_process("run", f"stfusion:{method}", "--",
+                              f"FINE_T1={small_scene.fine[d0]}",
+                              f"COARSE_T1={small_scene.coarse[d0]}",
+                              f"COARSE_T2={small_scene.coarse[d1]}", f"OUTPUT={output}",
+                              extra_env={"PYTHONPATH": pythonpath})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert np.isfinite(raster.read_raster(str(output))).mean() > 0.99
 
 
 def test_fuse_on_the_builtin_sample_with_json(qgis_process, tmp_path, small_scene):
