@@ -11,12 +11,13 @@ Writes a Markdown table (default ``benchmarks/results/accuracy.md``).
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "plugins"))
@@ -89,7 +90,7 @@ def child(method: str, case_json: str) -> None:
         evaluation = metrics.evaluate_files(output, case["reference"],
                                             ratio=1.0 / case["ratio"])
     scores = {key: evaluation.mean[key] for key in ("rmse", "ssim", "ergas", "sam")}
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps(dict(scores, seconds=seconds, cpu_seconds=cpu_seconds, peak_mb=peak_mb)))
 
 

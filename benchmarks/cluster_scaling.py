@@ -26,18 +26,12 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from peak_memory import peak_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "plugins"))
 RESULTS = ROOT / "benchmarks" / "results"
 TILE = 512
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM): unlike ru_maxrss it does not include the RSS of the
-    parent a worker was forked from."""
-    with open("/proc/self/status") as status:
-        line = next(line for line in status if line.startswith("VmHWM:"))
-    return int(line.split()[1]) / 1024
 
 
 def _cpu_seconds() -> float:
@@ -85,14 +79,14 @@ def child(mode: str, workers: int, values: dict) -> dict:
             started, cpu = time.perf_counter(), _cpu_seconds()   # the cluster's start-up aside
             jobs.run_series({**values, "SCHEDULER": client.scheduler.address})
             seconds = time.perf_counter() - started
-            worker_peaks = sorted(client.run(_peak_rss_mb).values())
+            worker_peaks = sorted(client.run(peak_rss_mb).values())
             worker_cpu = [after - cpu_before[name]
                           for name, after in client.run(_cpu_seconds).items()]
     if mode != "cluster":
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "client_cpu_seconds": _cpu_seconds() - cpu,
-            "worker_cpu_seconds": worker_cpu, "client_peak_rss_mb": _peak_rss_mb(),
-            "worker_peak_rss_mb": worker_peaks}
+            "worker_cpu_seconds": worker_cpu, "clientpeak_rss_mb": peak_rss_mb(),
+            "workerpeak_rss_mb": worker_peaks}
 
 
 def io_floor(values: dict) -> None:
@@ -171,8 +165,8 @@ def main():
                 str(first), str(folder))
         results.append(measured)
         print(f"{mode:10s} workers={workers}: {measured['seconds']:7.1f} s, client peak "
-              f"{measured['client_peak_rss_mb']:.0f} MB, workers "
-              f"{[round(m) for m in measured['worker_peak_rss_mb']]} MB", flush=True)
+              f"{measured['clientpeak_rss_mb']:.0f} MB, workers "
+              f"{[round(m) for m in measured['workerpeak_rss_mb']]} MB", flush=True)
     write_table(results, args)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -197,12 +191,12 @@ def write_table(results, args):
         ratio = f"{r['seconds'] / floor:.1f}" if floor else "–"
         cpu = f"{r['client_cpu_seconds']:.0f}" + "".join(
             f" + {c:.0f}" for c in r["worker_cpu_seconds"])
-        workers = ", ".join(f"{m:.0f}" for m in r["worker_peak_rss_mb"]) or "–"
+        workers = ", ".join(f"{m:.0f}" for m in r["workerpeak_rss_mb"]) or "–"
         same = " / ".join(_count(r.get(key)) for key in (
             "values_differing_from_in_process", "values_differing_from_first_cluster_run")) \
             if r["mode"] == "cluster" else "–"
         lines.append(f"| {name} | {r['seconds']:.1f} | {ratio} | {cpu} | "
-                     f"{r['seconds'] / megapixel_dates:.3f} | {r['client_peak_rss_mb']:.0f} | "
+                     f"{r['seconds'] / megapixel_dates:.3f} | {r['clientpeak_rss_mb']:.0f} | "
                      f"{workers} | {same} |")
     values = args.size * args.size * 6 * args.dates
     lines += ["", f"Values per run: {values:,} ({args.dates} dates x 6 bands x {args.size}²). "

@@ -18,11 +18,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "plugins"))
@@ -68,7 +69,7 @@ def job(name, folder, output, dates):
                           output)
     print(json.dumps({"seconds": time.perf_counter() - started,
                       "cpu_seconds": time.process_time() - cpu,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "peak_rss_mb": peak_rss_mb(),
                       "pair_dates": sum(len(e.candidates[0].pairs) for e in plan.entries),
                       "two_pair_dates": sum(len(e.candidates[0].pairs) == 2
                                             for e in plan.entries)}))

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from peak_memory import peak_rss_mb
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "plugins"))
 
@@ -82,7 +84,7 @@ def child(method, scene_dir, output):
     started, cpu = time.perf_counter(), time.process_time()
     exec(RUNNERS[method], {"s": s, "d0": d0, "d1": d1, "d2": d2, "out": output})
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb}))
 
 

@@ -4,11 +4,12 @@
 Writes benchmarks/results/train_speed.md.
 """
 import argparse
-import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peak_memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build" / "plugins"))
@@ -31,7 +32,7 @@ def main():
                                       str(Path(work) / "model.pt"),
                                       architecture=args.architecture)  # Table 1 defaults
         seconds = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     history = result.history
     line = (f"| {args.architecture} | {args.size}x{args.size}x6, 1 pair | "
             f"{history.get('epochs', len(history['train_loss']))} | {seconds:.1f} | "
