@@ -153,7 +153,8 @@ def _local_rms(x: np.ndarray, r: int) -> np.ndarray:
     """The RMS of the finite values of x over (2r+1)^2 windows."""
     finite = np.isfinite(x)
     squares = _box_sum(np.where(finite, x, 0.0).astype(np.float64) ** 2, r)
-    return np.sqrt(squares / np.maximum(_box_sum(finite.astype(np.float64), r), 1.0))
+    mean_square = squares / np.maximum(_box_sum(finite.astype(np.float64), r), 1.0)
+    return np.sqrt(np.maximum(mean_square, 0.0))     # integral images round below 0
 
 
 def run_case(case: dict, work: Path, classic: bool = True) -> dict:

@@ -211,4 +211,3 @@ def test_similar_pixels_are_picked_by_torch_only_where_its_import_pays():
     assert not fsdaf._torch_pays(400 * 400)
     installed = importlib.util.find_spec("torch") is not None
     assert fsdaf._torch_pays(fsdaf.TORCH_SELECTION_MIN_PIXELS) == installed
-

@@ -141,7 +141,7 @@ def test_free_heap_pages_are_released_between_tiles():
 
 
 MMAPPED_CHUNKS = """
-import ctypes, sys
+import ctypes
 from stfusion.core import tiling
 
 class MallInfo2(ctypes.Structure):
