@@ -7,8 +7,8 @@ images (distinct files, dated by a DATES table). Each configuration runs in a fr
 in process (today's default), its I/O floor (read every input whole, write every date's
 output with the same GDAL options, in process), then a LocalCluster of N single-threaded
 worker processes for each N of --workers, whose outputs are compared value by value with the
-in-process ones and with the first cluster run's. Reports wall seconds, the ratio to the floor, CPU seconds (client and
-workers), and the peak RSS of the client and of each worker.
+in-process ones and with the first cluster run's. Reports wall seconds, the ratio to the
+floor, CPU seconds (client and workers), and the peak RSS of the client and of each worker.
 
     python benchmarks/cluster_scaling.py --size 4000 --dates 8 --workers 1 2
 
@@ -85,8 +85,8 @@ def child(mode: str, workers: int, values: dict) -> dict:
     if mode != "cluster":
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "client_cpu_seconds": _cpu_seconds() - cpu,
-            "worker_cpu_seconds": worker_cpu, "clientpeak_rss_mb": peak_rss_mb(),
-            "workerpeak_rss_mb": worker_peaks}
+            "worker_cpu_seconds": worker_cpu, "client_peak_rss_mb": peak_rss_mb(),
+            "worker_peak_rss_mb": worker_peaks}
 
 
 def io_floor(values: dict) -> None:
@@ -165,8 +165,8 @@ def main():
                 str(first), str(folder))
         results.append(measured)
         print(f"{mode:10s} workers={workers}: {measured['seconds']:7.1f} s, client peak "
-              f"{measured['clientpeak_rss_mb']:.0f} MB, workers "
-              f"{[round(m) for m in measured['workerpeak_rss_mb']]} MB", flush=True)
+              f"{measured['client_peak_rss_mb']:.0f} MB, workers "
+              f"{[round(m) for m in measured['worker_peak_rss_mb']]} MB", flush=True)
     write_table(results, args)
     shutil.rmtree(work, ignore_errors=True)
 
@@ -191,12 +191,12 @@ def write_table(results, args):
         ratio = f"{r['seconds'] / floor:.1f}" if floor else "–"
         cpu = f"{r['client_cpu_seconds']:.0f}" + "".join(
             f" + {c:.0f}" for c in r["worker_cpu_seconds"])
-        workers = ", ".join(f"{m:.0f}" for m in r["workerpeak_rss_mb"]) or "–"
+        workers = ", ".join(f"{m:.0f}" for m in r["worker_peak_rss_mb"]) or "–"
         same = " / ".join(_count(r.get(key)) for key in (
             "values_differing_from_in_process", "values_differing_from_first_cluster_run")) \
             if r["mode"] == "cluster" else "–"
         lines.append(f"| {name} | {r['seconds']:.1f} | {ratio} | {cpu} | "
-                     f"{r['seconds'] / megapixel_dates:.3f} | {r['clientpeak_rss_mb']:.0f} | "
+                     f"{r['seconds'] / megapixel_dates:.3f} | {r['client_peak_rss_mb']:.0f} | "
                      f"{workers} | {same} |")
     values = args.size * args.size * 6 * args.dates
     lines += ["", f"Values per run: {values:,} ({args.dates} dates x 6 bands x {args.size}²). "
