@@ -252,11 +252,18 @@ def prepare(pairs, coarse_t2, params: FsdafParams = FsdafParams(),
 
 
 def _torch_pays(pixels: int) -> bool:
-    """Whether the similar-pixel selection of an image of ``pixels`` runs on torch: when it
-    is installed and the image is big enough to repay its import. Decided once per run, so
-    every tile (in process or on a worker) selects alike."""
-    import importlib.util
-    return pixels >= TORCH_SELECTION_MIN_PIXELS and importlib.util.find_spec("torch") is not None
+    """Whether the similar-pixel selection of an image of ``pixels`` runs on torch: when the
+    image is big enough to repay its import and it imports (a missing or broken torch
+    leaves the selection to numpy). Decided once per run, so every tile (in process or on a
+    worker) selects alike."""
+    if pixels < TORCH_SELECTION_MIN_PIXELS:
+        return False
+    import importlib
+    try:
+        importlib.import_module("torch")
+    except ImportError:
+        return False
+    return True
 
 
 def _percentile_index(n: int, q: float) -> int:

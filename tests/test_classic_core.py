@@ -1,4 +1,5 @@
 """Numerics of the classic baselines (STARFM, FSDAF) on small synthetic arrays."""
+import sys
 from functools import partial
 
 import numpy as np
@@ -204,10 +205,12 @@ def test_similar_pixel_selection_with_and_without_torch():
         np.testing.assert_array_equal(index[:3, 5], [27, 28, 29])
 
 
-def test_similar_pixels_are_picked_by_torch_only_where_its_import_pays():
+def test_similar_pixels_are_picked_by_torch_only_where_its_import_pays(monkeypatch):
     """A small image selects with numpy (importing torch would cost more than it saves); a
-    big one with torch when it is installed; decided once per run."""
+    big one with torch when it imports, else with numpy; decided once per run."""
     import importlib.util
     assert not fsdaf._torch_pays(400 * 400)
     installed = importlib.util.find_spec("torch") is not None
     assert fsdaf._torch_pays(fsdaf.TORCH_SELECTION_MIN_PIXELS) == installed
+    monkeypatch.setitem(sys.modules, "torch", None)          # a broken installation
+    assert not fsdaf._torch_pays(fsdaf.TORCH_SELECTION_MIN_PIXELS)
