@@ -100,7 +100,7 @@ class FsdafState:
     thresholds: np.ndarray     # (bands,) similarity thresholds std * 2 / classes
     min_allow: np.ndarray      # (bands,) allowed range of F2 after the residual step
     max_allow: np.ndarray
-    torch_selection: bool = False   # similar pixels picked by torch (installed, big image)
+    torch_selection: bool = False   # similar pixels picked by torch (big image, torch imports)
 
 
 def halo(state: FsdafState) -> int:
