@@ -142,18 +142,12 @@ def rmse(prediction: np.ndarray, reference: np.ndarray) -> float:
                           for p, r in zip(prediction, reference)]))
 
 
-def _box_sum(a: np.ndarray, r: int) -> np.ndarray:
-    """Sums over (2r+1)^2 windows of (bands, h, w), zero outside (integral image)."""
-    c = np.pad(a, [(0, 0), (r + 1, r), (r + 1, r)]).cumsum(1).cumsum(2)
-    n = 2 * r + 1
-    return c[:, n:, n:] - c[:, :-n, n:] - c[:, n:, :-n] + c[:, :-n, :-n]
-
-
 def _local_rms(x: np.ndarray, r: int) -> np.ndarray:
     """The RMS of the finite values of x over (2r+1)^2 windows."""
+    from stfusion.core import box_filters
     finite = np.isfinite(x)
-    squares = _box_sum(np.where(finite, x, 0.0).astype(np.float64) ** 2, r)
-    mean_square = squares / np.maximum(_box_sum(finite.astype(np.float64), r), 1.0)
+    squares = np.where(finite, x, 0.0).astype(np.float64) ** 2
+    mean_square = box_filters.box_mean(squares, finite, r)
     return np.sqrt(np.maximum(mean_square, 0.0))     # integral images round below 0
 
 
