@@ -271,12 +271,15 @@ def streaming_gdal_settings(cache_limit: int = GDAL_CACHE_BYTES):
 
 
 def _glibc():
+    """The C library when it has glibc's ``mallopt`` and ``malloc_trim``, else None."""
     name = ctypes.util.find_library("c")
     try:
         library = ctypes.CDLL(name) if name else None
-        return library if library is not None and hasattr(library, "mallopt") else None
-    except (OSError, AttributeError):       # not glibc
+    except OSError:
         return None
+    if library is None or not all(hasattr(library, f) for f in ("mallopt", "malloc_trim")):
+        return None         # not glibc
+    return library
 
 
 _GLIBC = _glibc()
