@@ -311,10 +311,15 @@ def _state(stats: List[PairStats], trusts: Sequence[Optional[trust.PairTrust]],
 
 def halo(state: StfnetState) -> int:
     """Pixels of context a tile needs on each side for an exact result: a multiple of the
-    block size, so that tiles start on the block grid."""
-    block = state.block
-    # + the CNN's reach + the pair weights' block
-    need = stfnet_fields.reach(block, int(state.options["window"])) + 1 + block
+    block size, so that tiles start on the block grid. The furthest reader: the candidate
+    fields of the pixels the CNN reads for the pixels the expected error reads (the
+    prediction 1 pixel beyond the tile), else the trust fields of those pixels or the
+    expected error's inputs and their pair weights (a block on either side)."""
+    block, window = state.block, int(state.options["window"])
+    around = state.model.receptive_radius + 1
+    need = max(stfnet_fields.reach(block, window, around),
+               trust.tile_reach(block, window, 1),
+               (-(-trust.error_reach(block) // block) + 1) * block)
     multiple = stfnet_fields.alignment(block)
     return -(-need // multiple) * multiple
 

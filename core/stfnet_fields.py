@@ -260,8 +260,7 @@ class PairBase:
         m[:, :, iu[1], iu[0]] = prods.permute(1, 2, 0)
         self.normal = m + ridge * torch.eye(k, device=f.device)
         self.interp = Interp(h, w, s, bw)
-        q = sub_grid(s)
-        self.guided = GuidedFilter(f, v, max(1, round(max(1, s // 2) / q)), q, eps)
+        self.guided = GuidedFilter(f, v, guided_radius(s), sub_grid(s), eps)
 
     def serves(self, valid: torch.Tensor, stats: Dict, options) -> bool:
         """Whether this base is the one of ``valid``, ``stats`` and ``options``."""
@@ -360,11 +359,26 @@ class PairFields:
         return out
 
 
-def reach(s: int, window: int = 5) -> int:
-    """How far (fine pixels) ``PairFields`` looks around a pixel: the halo it needs."""
-    q = sub_grid(s)
-    rg = max(1, round(max(1, s // 2) / q))
+def guided_radius(s: int) -> int:
+    """The guided filter's box radius in sub-blocks (about half a block)."""
+    return max(1, round(max(1, s // 2) / sub_grid(s)))
+
+
+def guided_reach(s: int) -> int:
+    """How far (fine pixels) the guided filter reads around a pixel: the box of sub-blocks
+    around the sub-block whose centre is nearest beyond the pixel's own (the bilinear
+    interpolation's neighbour), to its far edge; q = 1: the box of the coefficients' box."""
+    q, r = sub_grid(s), guided_radius(s)
+    return 2 * r if q == 1 else (r + 2) * q - 1 - q // 2
+
+
+def reach(s: int, window: int = 5, around: int = 0) -> int:
+    """How far (fine pixels) beyond a tile that starts on the block grid ``PairFields``
+    reads for its fields at the pixels up to ``around`` pixels outside the tile: the guided
+    filter reads the pixels within ``guided_reach``; their class change is interpolated
+    from the neighbouring blocks' and each block's is unmixed over ``window`` x ``window``
+    blocks, so whole blocks beyond those (the homogeneity index, FSDAF's weights and the
+    local std look no further than that)."""
     wr = max(1, int(window) // 2)
-    blocks = (wr + 2) * s                # unmixing window + block + interpolation neighbour
-    guided = (2 * rg + 2) * q            # box of sub-blocks + interpolation neighbour
-    return blocks + guided + max(HI_RADIUS, LOCAL_STD_RADIUS) + s
+    pixels = around + guided_reach(s)
+    return max((-(-pixels // s) + 1 + wr) * s, pixels + max(HI_RADIUS, LOCAL_STD_RADIUS))

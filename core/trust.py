@@ -275,6 +275,19 @@ class TileTrust:
         self.valid = valid
 
 
+def tile_reach(s: int, window: int = 5, around: int = 0) -> int:
+    """How far (fine pixels) beyond a tile that starts on the block grid ``TileTrust``
+    reads for its fields at the pixels up to ``around`` pixels outside the tile: the blocks
+    interpolated to those pixels and the local windows around each of them."""
+    radius = max(max(1, int(window) // 2), LOCAL_BIAS_RADIUS)
+    return (-(-around // s) + 1 + radius) * s
+
+
+def error_reach(s: int) -> int:
+    """How far (fine pixels) ``expected_error`` reads its inputs around a pixel: the
+    within-coarse-pixel change (a coarse pixel wide) averaged over half a coarse pixel."""
+    return s + max(1, s // 2)
+
 
 def combined_trust(tile_trusts: Sequence[TileTrust], weights: Sequence[float]):
     """The trust in a prediction from several pairs: it falls only where every used pair

@@ -51,6 +51,35 @@ def test_tiled_equals_untiled_two_pairs_and_paper():
     assert np.nanmax(np.abs(a - b)) < 1e-5
 
 
+@pytest.mark.parametrize("ratio", [8, 10, 16])
+def test_stfnet_halo_is_exact_and_tight(ratio):
+    """Random values everywhere beyond the halo of a region leave its prediction and
+    uncertainty bit-identical (the default model, two pairs, trust on); one tile multiple
+    less and they change: the halo is all a tile needs, and no more."""
+    size = 14 * ratio
+    f1, c1, c2, f2 = scene(3, size=size, ratio=ratio)
+    f3, c3 = f2 + 0.01, c2 + 0.01
+    model, metadata = models.load_model(fusion.default_model_path())
+    state = fusion.prepare(model, metadata, [(f1, c1), (f3, c3)], c2, scale_ratio=ratio,
+                           uncertainty=True)
+    halo, multiple = stfnet.halo(state), stfnet.tile_multiple(state)
+    x0, region = size // 2 // multiple * multiple, multiple
+    inner = (slice(None), slice(x0, x0 + region), slice(x0, x0 + region))
+    whole = methods.predict_arrays(state, f1, c1, c2, f3, c3)
+    rng = np.random.default_rng(0)
+
+    def beyond(reach):
+        keep = np.zeros((size, size), bool)
+        keep[x0 - reach:x0 + region + reach, x0 - reach:x0 + region + reach] = True
+        images = [a.copy() for a in (f1, c1, c2, f3, c3)]
+        for a in images:
+            a[:, ~keep] = rng.uniform(0.0, 0.4, (a.shape[0], int((~keep).sum())))
+        return methods.predict_arrays(state, *images)[inner]
+    assert x0 - halo >= 0 and not np.isnan(whole[inner]).any()
+    assert np.array_equal(beyond(halo), whole[inner])
+    assert np.abs(beyond(halo - multiple) - whole[inner]).max() > 1e-6
+
+
 def test_physics_prior_beats_coarse_change_on_class_change():
     f1, c1, c2, f2 = scene(2)
     state = fusion.prepare(None, {"architecture": "stfnet"}, [(f1, c1)], c2, scale_ratio=8,
