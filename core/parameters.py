@@ -113,7 +113,7 @@ FUSE = FUSION_INPUTS + (
     Parameter("TILE_SIZE", Kind.INTEGER, "Tile size (pixels; smaller uses less memory)",
               "pixels per tile side, rounded to the model's block grid and to a multiple of 16 "
               "(each tile is one block of the output GeoTIFF); memory grows with its square, "
-              "never with the raster size.", default=896, minimum=32, maximum=8192,
+              "never with the raster size.", default=640, minimum=32, maximum=8192,
               advanced=True),
     Parameter("SCALE_RATIO", Kind.NUMBER, "Coarse / fine pixel size (0 = from the coarse images)",
               "the coarse pixel size over the fine one (e.g. 16 for 480 m MODIS over 30 m "
@@ -175,7 +175,7 @@ SERIES = (
     DEVICE,
     Parameter("TILE_SIZE", Kind.INTEGER, "Tile size (pixels; smaller uses less memory)",
               "pixels per tile side, as in stfusion:fuse; memory grows with its square, never "
-              "with the raster size or the number of dates.", default=896, minimum=32,
+              "with the raster size or the number of dates.", default=640, minimum=32,
               advanced=True),
     Parameter("SCALE_RATIO", Kind.NUMBER, "Coarse / fine pixel size (0 = from the coarse images)",
               "the coarse pixel size over the fine one; 0 = by the rule of stfusion:fuse (the "

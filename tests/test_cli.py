@@ -55,7 +55,7 @@ def test_choices_by_name_or_index_and_ranges_checked(capsys):
     base = ["fuse", "--fine-t1", "f", "--coarse-t1", "c", "--coarse-t2", "c2", "--output", "o"]
     assert parser.parse_args(base + ["--DEVICE", "1"]).DEVICE == "cpu"
     assert parser.parse_args(base + ["--device", "cuda"]).DEVICE == "cuda"
-    assert parser.parse_args(base).TILE_SIZE == 896
+    assert parser.parse_args(base).TILE_SIZE == 640
     with pytest.raises(SystemExit):
         parser.parse_args(base + ["--tile-size", "8"])
     assert "8 is outside 32..8192" in capsys.readouterr().err
