@@ -20,8 +20,8 @@ from .torch_check import require_torch
 DEFAULT_MODEL_FILE = "default.pt"
 PAPER_FUSE_EPOCHS = 50        # Table 1
 # tile side of fuse_files: larger tiles waste less work on the halo (64 px for 480 m on 30 m);
-# 640 px keeps the peak memory of a one-pair fuse at 0.8-0.9 GB whatever the raster size
-# (torch included; 896 px: 1.0-1.1 GB for ~5 % less time, benchmarks/speed_memory.py)
+# 640 px keeps the peak memory of a one-pair fuse at 0.76-0.85 GB whatever the raster size
+# (torch included; 896 px: 1.01-1.09 GB for ~5 % less time, benchmarks/speed_memory.py)
 FUSE_TILE = 640
 
 
