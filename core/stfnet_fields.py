@@ -251,7 +251,7 @@ class PairBase:
         self.frac = frac = block_sum(oh, s).float() * self.inv
         del oh, same
         # local unmixing: normal equations over window x window blocks, ridge to global change
-        self.wr = wr = max(1, int(window) // 2)
+        self.wr = wr = window_radius(window)
         self.cnt = box_sum(bw, wr).clamp_min(1.0)
         iu = torch.triu_indices(k, k)
         prods = box_sum(frac[iu[0]] * frac[iu[1]] * bw, wr) / self.cnt   # (npairs, nby, nbx)
@@ -359,6 +359,11 @@ class PairFields:
         return out
 
 
+def window_radius(window: int) -> int:
+    """The radius in blocks of a ``window`` x ``window`` block window (at least 1)."""
+    return max(1, int(window) // 2)
+
+
 def guided_radius(s: int) -> int:
     """The guided filter's box radius in sub-blocks (about half a block)."""
     return max(1, round(max(1, s // 2) / sub_grid(s)))
@@ -379,6 +384,6 @@ def reach(s: int, window: int = 5, around: int = 0) -> int:
     from the neighbouring blocks' and each block's is unmixed over ``window`` x ``window``
     blocks, so whole blocks beyond those (the homogeneity index, FSDAF's weights and the
     local std look no further than that)."""
-    wr = max(1, int(window) // 2)
+    wr = window_radius(window)
     pixels = around + guided_reach(s)
     return max((-(-pixels // s) + 1 + wr) * s, pixels + max(HI_RADIUS, LOCAL_STD_RADIUS))

@@ -243,7 +243,7 @@ class TileTrust:
         def local(x, radius):
             return stfnet_fields.box_sum(x * bw, radius) / stfnet_fields.box_sum(bw, radius).clamp_min(1.0)
 
-        wr = max(1, int(window) // 2)
+        wr = stfnet_fields.window_radius(window)
         mf, mc, m2 = local(bf, wr), local(bc, wr), local(b2, wr)
         cov_fc = local(bf * bc, wr) - mf * mc
         cov_f2 = local(bf * b2, wr) - mf * m2
@@ -279,7 +279,7 @@ def tile_reach(s: int, window: int = 5, around: int = 0) -> int:
     """How far (fine pixels) beyond a tile that starts on the block grid ``TileTrust``
     reads for its fields at the pixels up to ``around`` pixels outside the tile: the blocks
     interpolated to those pixels and the local windows around each of them."""
-    radius = max(max(1, int(window) // 2), LOCAL_BIAS_RADIUS)
+    radius = max(stfnet_fields.window_radius(window), LOCAL_BIAS_RADIUS)
     return (-(-around // s) + 1 + radius) * s
 
 
