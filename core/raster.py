@@ -149,30 +149,55 @@ def read_window(path: str, x0: int = 0, y0: int = 0, width: Optional[int] = None
     width = ds.RasterXSize - x0 if width is None else width
     height = ds.RasterYSize - y0 if height is None else height
     bands = list(bands) if bands else list(range(1, ds.RasterCount + 1))
-    out = np.full((len(bands), height, width), np.nan, dtype=np.float32)
     rx0, ry0 = max(x0, 0), max(y0, 0)
     rx1, ry1 = min(x0 + width, ds.RasterXSize), min(y0 + height, ds.RasterYSize)
+    inside = rx0 == x0 and ry0 == y0 and rx1 == x0 + width and ry1 == y0 + height
+    out = np.empty((len(bands), height, width), np.float32) if inside \
+        else np.full((len(bands), height, width), np.nan, dtype=np.float32)
     if rx1 <= rx0 or ry1 <= ry0:
         return out
     # one read of all bands: a pixel-interleaved block is decoded once, not once per band
     raws = ds.ReadAsArray(rx0, ry0, rx1 - rx0, ry1 - ry0, band_list=bands)
     raws = raws.reshape(len(bands), ry1 - ry0, rx1 - rx0)
     for i, (number, raw) in enumerate(zip(bands, raws)):
-        band = ds.GetRasterBand(number)
-        invalid = ~np.isfinite(raw) if raw.dtype.kind == "f" else np.zeros(raw.shape, bool)
-        for value in [band.GetNoDataValue(), *extra_nodata]:
-            if value is not None and np.isfinite(value):
-                invalid |= raw == value
-        values = raw.astype(np.float32) * np.float32(band.GetScale() or 1.0) \
-            + np.float32(band.GetOffset() or 0.0)
-        values[invalid] = np.nan
-        implausible = np.abs(values) >= IMPLAUSIBLE_MAGNITUDE
-        if implausible.any():
-            values[implausible] = np.nan
+        values = out[i, ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0]
+        if _physical_values(raw, ds.GetRasterBand(number), extra_nodata, values):
             with _IMPLAUSIBLE_LOCK:
                 _IMPLAUSIBLE_SEEN.add(str(path))
-        out[i, ry0 - y0:ry1 - y0, rx0 - x0:rx1 - x0] = values
     return out
+
+
+def _physical_values(raw: np.ndarray, band: gdal.Band, extra_nodata: Sequence[float],
+                     values: np.ndarray) -> bool:
+    """Stored values ``raw`` as physical float32 ``values`` (in place: raw x scale + offset,
+    NaN at nodata and at implausible magnitudes), in as few passes as numpy allows (this is
+    most of a tile read's time after decoding). Whether an implausible value was met."""
+    scale, offset = np.float32(band.GetScale() or 1.0), np.float32(band.GetOffset() or 0.0)
+    np.copyto(values, raw, casting="unsafe")
+    values *= scale
+    values += offset
+    nodata = [v for v in (band.GetNoDataValue(), *extra_nodata)
+              if v is not None and np.isfinite(v)]
+    for value in nodata:
+        np.putmask(values, raw == value, np.float32(np.nan))
+    if raw.dtype.kind == "f":
+        np.putmask(values, ~np.isfinite(raw), np.float32(np.nan))
+    elif raw.dtype.kind in "iu" and \
+            _largest_magnitude(raw.dtype, scale, offset) < IMPLAUSIBLE_MAGNITUDE:
+        return False        # no stored integer can reach an implausible value
+    implausible = np.abs(values) >= IMPLAUSIBLE_MAGNITUDE
+    if not implausible.any():
+        return False
+    values[implausible] = np.nan
+    return True
+
+
+def _largest_magnitude(dtype: np.dtype, scale: float, offset: float) -> float:
+    """The largest physical magnitude an integer type can store with ``scale`` and
+    ``offset``."""
+    limits = np.iinfo(dtype)
+    return max(abs(float(limits.min)), abs(float(limits.max))) * abs(float(scale)) \
+        + abs(float(offset))
 
 
 class RasterSource:
