@@ -142,11 +142,11 @@ class TileWork:
     def __call__(self, tile: Tile) -> np.ndarray:
         arrays = [None if source is None else source.window(*tile.read_window)
                   for source in self.inputs]
-        result = self.function(*arrays)
-        present = [a for a in arrays if a is not None]
-        if present:
+        result = tile.crop(self.function(*arrays))
+        present = [tile.crop(a) for a in arrays if a is not None]
+        if present:     # over the tile only: the halo is cut off anyway
             result = np.where(raster.valid_mask(*present), result, np.nan)
-        return tile.crop(result).astype(np.float32)
+        return result.astype(np.float32)
 
 
 # (work, tiles, is_canceled) -> (tile, work(tile)) of every tile, in any order; ``work`` is
@@ -159,7 +159,9 @@ TileMap = Callable[[Callable[[Tile], Any], Sequence[Tile], Callable[[], bool]],
 def map_in_process(work: Callable[[Tile], Any], tiles: Sequence[Tile],
                    is_canceled: Callable[[], bool] = never_canceled
                    ) -> Iterator[Tuple[Tile, Any]]:
-    """The tiles one after another in this process (``TileMap``)."""
+    """The tiles one after another in this process (``TileMap``), the heap's free pages
+    handed back before the first (what the method's preparation freed) and after each."""
+    release_free_memory()
     for tile in tiles:
         check_canceled(is_canceled)
         yield tile, work(tile)
