@@ -338,12 +338,13 @@ def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
     def arrays(index):
         return windows.arrays(index, task.pairs[index])
 
-    result = np.full(coarse_t2.shape, np.nan, np.float32)
-    open_pixels = np.ones(coarse_t2.shape[1:], bool)
-    reachable = raster.valid_mask(coarse_t2)
+    # the tile's pixels only: the halo only serves the method as context
+    result = np.full(tile.crop(coarse_t2).shape, np.nan, np.float32)
+    open_pixels = np.ones(result.shape[1:], bool)
+    reachable = raster.valid_mask(tile.crop(coarse_t2))
     counts = np.zeros(len(task.candidates), np.int64)
     for k, candidate in enumerate(task.candidates):
-        if not tile.crop(open_pixels & (reachable | candidate.copy)).any():
+        if not (open_pixels & (reachable | candidate.copy)).any():
             break           # every pixel of the tile that any candidate can give is done
         if candidate.copy:
             values = arrays(candidate.pairs[0])[0]
@@ -355,11 +356,12 @@ def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
                 [arrays(i) for i in candidate.pairs], coarse_t2, tile.halo,
                 shared=[windows.shared(i) for i in candidate.pairs])
             values = methods.method_of(state).predict_tile(state, tile_window, is_canceled)
+        values = tile.crop(values)
         take = open_pixels & raster.valid_mask(values)
-        result[:, take] = values[:, take]
+        np.copyto(result, values, where=take)
         open_pixels &= ~take
-        counts[k] = int(tile.crop(take).sum())
-    return tile.crop(result), counts
+        counts[k] = int(take.sum())
+    return result, counts
 
 
 def predict_dates_tile(tasks: Sequence[DateTask], states: Sequence, tile: tiling.Tile,
