@@ -307,7 +307,9 @@ def blend(prediction, c2, trust_field, offset, carried):
     measured at t1 holds at t2 over days to weeks (kranj, cia: daily products), while
     a composite's, a season's view and sun angles' offset does not (hubei_ndvi: its
     16-day NDVI composites are 0.066 above Landsat in April, 0.063 below in December)."""
-    return c2 + trust_field * (prediction - c2 + offset) - trust_field * carried
+    # in place on one temporary (a window of a two-pair date held six), same arithmetic
+    blended = (prediction - c2).add_(offset).mul_(trust_field).add_(c2)
+    return blended.sub_(trust_field * carried)
 
 
 def pair_weights(w, first: TileTrust, second: TileTrust, weights: Sequence[float]):
