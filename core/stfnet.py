@@ -376,8 +376,7 @@ def _stfnet_pair(state: "StfnetState", index: int, f1, c1, c2, margin: int = 0,
                 y = state.model(x, valid[window].float()[None, None])[0, 0]
             change[j, m + keep.start:m + keep.stop, m:w - m] = \
                 y[keep.start - rows.start:keep.stop - rows.start] * scale
-    out = torch.where(valid, f1 + change, float("nan"))
-    return out, valid
+    return change.add_(f1).masked_fill_(~valid, float("nan")), valid     # F1 + change
 
 
 def _each_band(count: int, band_done=None):
@@ -435,8 +434,8 @@ def predict_tile(state: StfnetState, window, is_canceled=None) -> np.ndarray:
         weight = _pair_weights(torch, c2, c1, c3, valid, state.block)
         if state.pair_trust:
             weight = trust.pair_weights(weight, *trusts, [t.weight for t in state.pair_trust])
-        prediction = torch.where(valid, weight * prediction + (1 - weight) * prediction_3,
-                                 float("nan"))
+        prediction = (weight * prediction).add_((1 - weight) * prediction_3) \
+            .masked_fill_(~valid, float("nan"))
     if state.pair_trust:
         weights = [t.weight for t in state.pair_trust]
         prediction = trust.blend(prediction, c2, trust.combined_trust(trusts, weights),

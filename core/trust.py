@@ -270,8 +270,8 @@ class TileTrust:
         interp = stfnet_fields.Interp(h, w, s, bw)
         up = interp.up(torch.cat([trust, consistency]))
         b = f1.shape[0]
-        self.trust = (alpha * up[:b] + (1.0 - alpha)).clamp(0.0, 1.0)
-        self.consistency = (alpha * up[b:] + (1.0 - alpha)).clamp(0.0, 1.0)[0]
+        self.trust = (alpha * up[:b]).add_(1.0 - alpha).clamp_(0.0, 1.0)
+        self.consistency = (alpha * up[b:]).add_(1.0 - alpha).clamp_(0.0, 1.0)[0]
         self.valid = valid
 
 
