@@ -323,38 +323,44 @@ class PairFields:
         """Band j's fields (h, w), 0 where invalid: ``dc``, ``gd``, ``gu``, ``gf``; with
         ``features`` also ``lstd`` (local std of F1) and ``hi`` (homogeneity index); and
         ``valid``."""
+        # the band's temporaries are changed in place (fewer window-sized allocations), in
+        # the same arithmetic order as the formulas in the comments: the same values
         s, v, f = self.s, self.v, self.f[j:j + 1]
         h, w = v.shape
         dc = self.dc(j)[None]
         dcb = self.dcb[j:j + 1]
         own = self.own[j:j + 1]                                           # class change
-        u = own + self.interp.up(dcb - self.explained[j:j + 1])
+        u = self.interp.up(dcb - self.explained[j:j + 1]).add_(own)
 
         # FSDAF-style residual distribution (block residual of the temporal prediction)
         rb = dcb - block_sum(own, s) * self.inv
         c2b = block_sum(torch.where(self.valid, self.c2[j], 0.0), s)[None] * self.inv
-        err = self.interp.up(c2b) - (f + own)                               # "TPS" error
+        err = self.interp.up(c2b).sub_(f + own)                             # "TPS" error
         rblk = block_expand(rb, s, h, w)
-        err = torch.where(err * rblk < 0, 0.0, err.abs())
-        wgt = (err * self.hi + rblk.abs() * (1.0 - self.hi) + 1e-6) * v
+        against = (err * rblk) < 0                        # 0 against the residual's sign
+        err = err.abs_().masked_fill_(against, 0.0)
+        # (|err| hi + |rblk| (1 - hi) + 1e-6) v
+        wgt = err.mul_(self.hi).add_(rblk.abs().mul_(1.0 - self.hi)).add_(1e-6).mul_(v)
 
-        def normalise(x):
+        def normalise(x):       # x / its block mean (1 where that is not positive), x v
             mean = block_expand(block_sum(x, s) * self.inv, s, h, w)
-            return torch.where(mean > 0, x / mean.clamp_min(1e-12), 1.0) * v
+            empty = ~(mean > 0)
+            return x.div_(mean.clamp_min_(1e-12)).masked_fill_(empty, 1.0).mul_(v)
         wgt = normalise(wgt)
-        wgt = normalise(torch.where(wgt > 10, 1.0, wgt))
-        fs = own + wgt * rblk
+        wgt = normalise(wgt.masked_fill_(wgt > 10, 1.0))
+        fs = wgt.mul_(rblk).add_(own)                                       # own + wgt rblk
 
         # the three guided filters of the band in one pass (the same guide band)
-        gd, gu, gf = self.guided(torch.cat([dc, u, fs]), slice(j, j + 1)) * v
+        gd, gu, gf = self.guided(torch.cat([dc, u, fs]), slice(j, j + 1)).mul_(v)
         out = dict(valid=self.valid, dc=dc[0], gd=gd, gu=gu, gf=gf)
         if self.alpha < 1.0:
             for key in ("gu", "gf"):
                 out[key] = self.alpha * out[key] + (1.0 - self.alpha) * out["gd"]
         if features:
             r, n = LOCAL_STD_RADIUS, self.base.lstd_count
-            mf = box_sum(f, r) / n
-            out["lstd"] = ((box_sum(f * f, r) / n - mf * mf).clamp_min(0.0).sqrt() * v)[0]
+            mf = box_sum(f, r).div_(n)
+            out["lstd"] = box_sum(f * f, r).div_(n).sub_(mf * mf).clamp_min_(0.0).sqrt_() \
+                .mul_(v)[0]                                  # sqrt(max(E(f^2) - E(f)^2, 0)) v
             out["hi"] = self.hi
         return out
 
