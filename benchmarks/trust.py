@@ -142,7 +142,7 @@ def rmse(prediction: np.ndarray, reference: np.ndarray) -> float:
                           for p, r in zip(prediction, reference)]))
 
 
-def _local_rms(x: np.ndarray, r: int) -> np.ndarray:
+def local_rms(x: np.ndarray, r: int) -> np.ndarray:
     """The RMS of the finite values of x over (2r+1)^2 windows."""
     from stfusion.core import box_filters
     finite = np.isfinite(x)
@@ -181,7 +181,7 @@ def run_case(case: dict, work: Path, classic: bool = True) -> dict:
     row["trust"] = summary["trust"]
     row.update(trust.uncertainty_scores(after, read(out("uncertainty")), ref))
     row["spearman_ceiling"] = trust.uncertainty_scores(
-        after, _local_rms(np.abs(after - ref), CEILING_RADIUS), ref)["spearman"]
+        after, local_rms(np.abs(after - ref), CEILING_RADIUS), ref)["spearman"]
     fusion.fuse_files(*inputs, out("true_ratio"), scale_ratio=case["ratio"], **two)
     row["after_true_ratio"] = rmse(read(out("true_ratio")), ref)
     if case.get("shared"):
