@@ -339,9 +339,9 @@ def predict_date_tile(task: DateTask, states, tile: tiling.Tile,
         return windows.arrays(index, task.pairs[index])
 
     # the tile's pixels only: the halo only serves the method as context
-    result = np.full(tile.crop(coarse_t2).shape, np.nan, np.float32)
-    open_pixels = np.ones(result.shape[1:], bool)
     reachable = raster.valid_mask(tile.crop(coarse_t2))
+    result = np.full((coarse_t2.shape[0],) + reachable.shape, np.nan, np.float32)
+    open_pixels = np.ones(reachable.shape, bool)
     counts = np.zeros(len(task.candidates), np.int64)
     for k, candidate in enumerate(task.candidates):
         if not (open_pixels & (reachable | candidate.copy)).any():
